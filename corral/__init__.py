@@ -1,0 +1,183 @@
+"""corral: Ollama, written in Python.
+
+The top-level package is the SDK, a drop-in for ollama-python 0.6.3::
+
+    import corral as ollama
+
+    ollama.chat("gemma3", messages=[{"role": "user", "content": "Why is the sky blue?"}])
+    for part in ollama.generate("gemma3", "Tell me a story", stream=True):
+        print(part.response, end="")
+
+``Client`` and ``AsyncClient`` take the host (default ``OLLAMA_HOST``, then ``127.0.0.1:11434``),
+``timeout=`` (none by default) and any httpx option. The module-level functions are methods of one
+default ``Client``, made on first use rather than at import, so that importing corral (or any corral
+subpackage) reads no environment and opens nothing; ``corral._client`` is that client.
+
+Beyond ollama-python: ``stop(model)`` unloads a model; ``create_blob`` is also module-level; streams
+can be closed (or used in ``with``) to abort the request; an unreachable server raises the same
+``ConnectionError`` on streaming calls as on the others; functions given as tools keep ``items``,
+``enum`` and nested objects. The SDK imports only httpx, pydantic and anyio.
+"""
+
+from __future__ import annotations
+
+import builtins
+import threading
+from typing import TYPE_CHECKING, Any
+
+from corral.client import (
+    AsyncClient,
+    AsyncStream,
+    ChatResponse,
+    Client,
+    EmbeddingsResponse,
+    EmbedResponse,
+    GenerateResponse,
+    Image,
+    ListResponse,
+    Message,
+    Options,
+    ProcessResponse,
+    ProgressResponse,
+    RequestError,
+    ResponseError,
+    ShowResponse,
+    StatusResponse,
+    Stream,
+    SubscriptableBaseModel,
+    SystemOneAnswer,
+    SystemOneChoiceAnswer,
+    SystemOneChoiceQuestion,
+    SystemOneContent,
+    SystemOneNoulAnswer,
+    SystemOneNoulQuestion,
+    SystemOneQuestion,
+    SystemOneRequest,
+    SystemOneResponse,
+    SystemOneScoreAnswer,
+    SystemOneScoreQuestion,
+    SystemOneUsage,
+    Tool,
+    WebFetchResponse,
+    WebSearchResponse,
+    convert_function_to_tool,
+)
+from corral.version import __version__ as __version__
+
+_FUNCTIONS = (
+    "chat",
+    "copy",
+    "create",
+    "create_blob",
+    "delete",
+    "embed",
+    "embeddings",
+    "generate",
+    "list",
+    "ps",
+    "pull",
+    "push",
+    "show",
+    "stop",
+    "systemone",
+    "web_fetch",
+    "web_search",
+)
+
+__all__ = [
+    "AsyncClient",
+    "AsyncStream",
+    "ChatResponse",
+    "Client",
+    "EmbedResponse",
+    "EmbeddingsResponse",
+    "GenerateResponse",
+    "Image",
+    "ListResponse",
+    "Message",
+    "Options",
+    "ProcessResponse",
+    "ProgressResponse",
+    "RequestError",
+    "ResponseError",
+    "ShowResponse",
+    "StatusResponse",
+    "Stream",
+    "SubscriptableBaseModel",
+    "SystemOneAnswer",
+    "SystemOneChoiceAnswer",
+    "SystemOneChoiceQuestion",
+    "SystemOneContent",
+    "SystemOneNoulAnswer",
+    "SystemOneNoulQuestion",
+    "SystemOneQuestion",
+    "SystemOneRequest",
+    "SystemOneResponse",
+    "SystemOneScoreAnswer",
+    "SystemOneScoreQuestion",
+    "SystemOneUsage",
+    "Tool",
+    "WebFetchResponse",
+    "WebSearchResponse",
+    "chat",
+    "convert_function_to_tool",
+    "copy",
+    "create",
+    "create_blob",
+    "delete",
+    "embed",
+    "embeddings",
+    "generate",
+    "list",
+    "ps",
+    "pull",
+    "push",
+    "show",
+    "stop",
+    "systemone",
+    "web_fetch",
+    "web_search",
+]
+
+if TYPE_CHECKING:
+    # What __getattr__ provides at run time, spelled out for type checkers.
+    _client = Client()
+    chat = _client.chat
+    copy = _client.copy
+    create = _client.create
+    create_blob = _client.create_blob
+    delete = _client.delete
+    embed = _client.embed
+    embeddings = _client.embeddings
+    generate = _client.generate
+    list = _client.list
+    ps = _client.ps
+    pull = _client.pull
+    push = _client.push
+    show = _client.show
+    stop = _client.stop
+    systemone = _client.systemone
+    web_fetch = _client.web_fetch
+    web_search = _client.web_search
+
+_default_lock = threading.Lock()
+
+
+def _default_client() -> Client:
+    with _default_lock:
+        client = globals().get("_client")
+        if client is None:
+            client = globals()["_client"] = Client()
+        return client
+
+
+def __getattr__(name: str) -> Any:
+    if name == "_client":
+        return _default_client()
+    if name in _FUNCTIONS:
+        return getattr(_default_client(), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> builtins.list[str]:
+    return sorted({*globals(), *__all__, "_client"})

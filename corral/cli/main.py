@@ -1,0 +1,89 @@
+"""Argument parsing and dispatch for ``corral``; the commands live in sibling modules."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+ENV_HELP = """Environment variables:
+  OLLAMA_HOST               IP address and port of the server (default 127.0.0.1:11434)
+  OLLAMA_MODELS             the model store (default ~/.ollama/models)
+  OLLAMA_KEEP_ALIVE         how long models stay loaded (default "5m")
+  OLLAMA_CONTEXT_LENGTH     default context length (default 4096)
+  OLLAMA_NUM_PARALLEL       parallel requests per model (default 1)
+  OLLAMA_MAX_LOADED_MODELS  models loaded at once (default 0 = 3 on CPU)
+  OLLAMA_MAX_QUEUE          requests that may wait (default 512)
+  OLLAMA_LOAD_TIMEOUT       how long a load may stall (default "5m")
+  OLLAMA_ORIGINS            extra allowed CORS origins, comma-separated
+  OLLAMA_NOPRUNE            do not prune unused blobs at start-up
+  OLLAMA_DEBUG              verbose logging
+  CORRAL_MAX_MEMORY         cap on the memory the scheduler may fill (e.g. "2GB")
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="corral", description="Large language model runner (Ollama, in Python)")
+    p.add_argument("-v", "--version", action="store_true", help="show version information")
+    sub = p.add_subparsers(dest="command")
+
+    s = sub.add_parser("serve", aliases=["start"], help="start the server", epilog=ENV_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.set_defaults(func=_lazy("corral.cli.serve", "cmd_serve"))
+
+    r = sub.add_parser("run", help="run a model")
+    r.add_argument("model")
+    r.add_argument("prompt", nargs="*")
+    r.add_argument("--keepalive", default=None, help="how long the model stays loaded (e.g. 5m)")
+    r.add_argument("--verbose", action="store_true", help="show timings for the response")
+    r.add_argument("--format", default=None, help='response format (e.g. "json")')
+    r.add_argument("--nowordwrap", action="store_true", help="accepted for Ollama compatibility")
+    r.add_argument("--insecure", action="store_true", help="use an insecure registry")
+    r.set_defaults(func=_lazy("corral.cli.run", "cmd_run"))
+
+    ls = sub.add_parser("list", aliases=["ls"], help="list models")
+    ls.set_defaults(func=_lazy("corral.cli.models", "cmd_list"))
+
+    ps = sub.add_parser("ps", help="list running models")
+    ps.set_defaults(func=_lazy("corral.cli.models", "cmd_ps"))
+
+    st = sub.add_parser("stop", help="stop a running model")
+    st.add_argument("model")
+    st.set_defaults(func=_lazy("corral.cli.models", "cmd_stop"))
+    return p
+
+
+def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """Import a command's module only when it runs, so `corral list` never loads the engine."""
+
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        func: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module), name)
+        return func(args)
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from corral.version import OLLAMA_VERSION, __version__
+
+        print(f"corral version is {__version__} (Ollama API {OLLAMA_VERSION})")
+        return 0
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except ConnectionError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""corral's Python SDK: a drop-in for ollama-python 0.6.3, light enough to import anywhere.
+
+It imports only httpx, pydantic and anyio. ``corral`` re-exports it with the module-level
+functions; ``corral.client`` is the same API without them, for corral's own CLI.
+"""
+
+from corral.client._client import CONNECTION_ERROR_MESSAGE, AsyncClient, BaseClient, Client
+from corral.client._errors import RequestError, ResponseError
+from corral.client._stream import AsyncStream, Stream
+from corral.client._types import (
+    ChatResponse,
+    EmbeddingsResponse,
+    EmbedResponse,
+    GenerateResponse,
+    Image,
+    ListResponse,
+    Message,
+    Options,
+    ProcessResponse,
+    ProgressResponse,
+    ShowResponse,
+    StatusResponse,
+    SubscriptableBaseModel,
+    SystemOneAnswer,
+    SystemOneChoiceAnswer,
+    SystemOneChoiceQuestion,
+    SystemOneContent,
+    SystemOneNoulAnswer,
+    SystemOneNoulQuestion,
+    SystemOneQuestion,
+    SystemOneRequest,
+    SystemOneResponse,
+    SystemOneScoreAnswer,
+    SystemOneScoreQuestion,
+    SystemOneUsage,
+    Tool,
+    WebFetchResponse,
+    WebSearchResponse,
+)
+from corral.client._utils import convert_function_to_tool
+
+__all__ = [
+    "CONNECTION_ERROR_MESSAGE",
+    "AsyncClient",
+    "AsyncStream",
+    "BaseClient",
+    "ChatResponse",
+    "Client",
+    "EmbedResponse",
+    "EmbeddingsResponse",
+    "GenerateResponse",
+    "Image",
+    "ListResponse",
+    "Message",
+    "Options",
+    "ProcessResponse",
+    "ProgressResponse",
+    "RequestError",
+    "ResponseError",
+    "ShowResponse",
+    "StatusResponse",
+    "Stream",
+    "SubscriptableBaseModel",
+    "SystemOneAnswer",
+    "SystemOneChoiceAnswer",
+    "SystemOneChoiceQuestion",
+    "SystemOneContent",
+    "SystemOneNoulAnswer",
+    "SystemOneNoulQuestion",
+    "SystemOneQuestion",
+    "SystemOneRequest",
+    "SystemOneResponse",
+    "SystemOneScoreAnswer",
+    "SystemOneScoreQuestion",
+    "SystemOneUsage",
+    "Tool",
+    "WebFetchResponse",
+    "WebSearchResponse",
+    "convert_function_to_tool",
+]

@@ -1,0 +1,146 @@
+"""Server settings, read once from the ``OLLAMA_*`` environment (reference §7), plus corral's own knobs.
+
+Values are trimmed of spaces and quotes as Ollama does; a number that does not parse falls back to its
+default with a warning; a boolean that does not parse counts as true (Ollama's rule).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger("corral.config")
+
+DEFAULT_PORT = 11434
+
+
+def _raw(env: dict[str, str], key: str) -> str:
+    return env.get(key, "").strip().strip("\"'").strip()
+
+
+def _bool(env: dict[str, str], key: str) -> bool:
+    v = _raw(env, key)
+    if not v:
+        return False
+    return v.lower() not in ("0", "false", "f", "no", "off")
+
+
+def _int(env: dict[str, str], key: str, default: int) -> int:
+    v = _raw(env, key)
+    if not v:
+        return default
+    try:
+        return int(v)
+    except ValueError:
+        log.warning("invalid %s=%r, using %d", key, v, default)
+        return default
+
+
+_DURATION = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")
+_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_env_duration(text: str, default: float) -> float:
+    """Seconds from a Go duration or a bare integer of seconds; negative means forever."""
+    v = text.strip().strip("\"'")
+    if not v:
+        return default
+    try:
+        seconds = float(int(v))
+    except ValueError:
+        sign = -1.0 if v.startswith("-") else 1.0
+        body = v.lstrip("+-")
+        parts = _DURATION.findall(body)
+        if not parts or "".join(n + u for n, u in parts) != body:
+            log.warning("invalid duration %r, using the default", text)
+            return default
+        seconds = sign * sum(float(n) * _UNIT[u] for n, u in parts)
+    return math.inf if seconds < 0 else seconds
+
+
+def parse_host(value: str) -> tuple[str, int]:
+    """``OLLAMA_HOST`` as the server binds it: host, host:port, :port, scheme://host:port/path."""
+    v = value.strip().strip("\"'")
+    if not v:
+        return "127.0.0.1", DEFAULT_PORT
+    scheme, _, rest = v.rpartition("://")
+    default_port = {"http": 80, "https": 443}.get(scheme, DEFAULT_PORT) if scheme else DEFAULT_PORT
+    rest = rest.split("/", 1)[0]
+    if rest.startswith("["):
+        host, _, tail = rest[1:].partition("]")
+        port = int(tail[1:]) if tail.startswith(":") and tail[1:] else default_port
+        return host, port
+    host, sep, port_text = rest.rpartition(":")
+    if not sep:
+        return rest or "127.0.0.1", default_port
+    return host or "127.0.0.1", int(port_text) if port_text else default_port
+
+
+def parse_bytes(text: str) -> int | None:
+    """``2GB``, ``512MiB``, ``1000000`` → bytes; empty → None."""
+    v = text.strip().strip("\"'").upper().replace(" ", "")
+    if not v:
+        return None
+    m = re.fullmatch(r"([0-9]*\.?[0-9]+)(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)?", v)
+    if not m:
+        log.warning("invalid size %r ignored", text)
+        return None
+    mult = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+            "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}[m.group(2) or "B"]
+    return int(float(m.group(1)) * mult)
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    models: Path = field(default_factory=lambda: Path.home() / ".ollama" / "models")
+    origins: list[str] = field(default_factory=list)
+    keep_alive: float = 300.0
+    context_length: int = 4096
+    num_parallel: int = 1
+    max_loaded_models: int = 0
+    max_queue: int = 512
+    load_timeout: float = 300.0
+    noprune: bool = False
+    debug: bool = False
+    max_memory: int | None = None  # corral: cap on what the scheduler treats as available memory
+    bundled: bool = True  # corral: import the bundled models into the store at start-up
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = dict(os.environ if env is None else env)
+        host, port = parse_host(_raw(e, "OLLAMA_HOST"))
+        models = _raw(e, "OLLAMA_MODELS")
+        origins = [o.strip() for o in _raw(e, "OLLAMA_ORIGINS").split(",") if o.strip()]
+        load_timeout = parse_env_duration(_raw(e, "OLLAMA_LOAD_TIMEOUT"), 300.0)
+        return cls(
+            host=host, port=port,
+            models=Path(models).expanduser() if models else Path.home() / ".ollama" / "models",
+            origins=origins,
+            keep_alive=parse_env_duration(_raw(e, "OLLAMA_KEEP_ALIVE"), 300.0),
+            context_length=_int(e, "OLLAMA_CONTEXT_LENGTH", 0) or 4096,
+            num_parallel=max(1, _int(e, "OLLAMA_NUM_PARALLEL", 1)),
+            max_loaded_models=max(0, _int(e, "OLLAMA_MAX_LOADED_MODELS", 0)),
+            max_queue=max(1, _int(e, "OLLAMA_MAX_QUEUE", 512)),
+            load_timeout=load_timeout if load_timeout > 0 else math.inf,
+            noprune=_bool(e, "OLLAMA_NOPRUNE"),
+            debug=_bool(e, "OLLAMA_DEBUG"),
+            max_memory=parse_bytes(_raw(e, "CORRAL_MAX_MEMORY")),
+            bundled=not _bool(e, "CORRAL_NO_BUNDLED"),
+        )
+
+    def as_env_map(self) -> dict[str, object]:
+        """What the server logs at start-up, as Ollama logs its config map."""
+        return {
+            "OLLAMA_HOST": f"http://{self.host}:{self.port}", "OLLAMA_MODELS": str(self.models),
+            "OLLAMA_ORIGINS": self.origins, "OLLAMA_KEEP_ALIVE": self.keep_alive,
+            "OLLAMA_CONTEXT_LENGTH": self.context_length, "OLLAMA_NUM_PARALLEL": self.num_parallel,
+            "OLLAMA_MAX_LOADED_MODELS": self.max_loaded_models, "OLLAMA_MAX_QUEUE": self.max_queue,
+            "OLLAMA_LOAD_TIMEOUT": self.load_timeout, "OLLAMA_NOPRUNE": self.noprune,
+            "OLLAMA_DEBUG": self.debug, "CORRAL_MAX_MEMORY": self.max_memory,
+        }

@@ -1,0 +1,1 @@
+"""Prompt rendering: Go text/template and GGUF Jinja chat templates."""

@@ -1,0 +1,52 @@
+"""Entry point of a runner process: ``python -m corral.runner --fd N --model PATH [options]``.
+
+The server passes one end of a socket pair as file descriptor N. The runner loads the model, says ``ready``
+and serves until that socket closes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import threading
+
+from corral.runner import protocol
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="corral-runner")
+    p.add_argument("--fd", type=int, required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--ctx-size", type=int, default=4096)
+    p.add_argument("--parallel", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--no-mmap", action="store_true")
+    p.add_argument("--lora", action="append", default=[])
+    p.add_argument("--embedding", action="store_true")
+    args = p.parse_args(argv)
+    sock = socket.socket(fileno=args.fd)
+
+    from corral.runner.engine import Engine, LoadOptions
+    from corral.runner.loop import Runner
+
+    opts = LoadOptions(model_path=args.model, n_ctx=args.ctx_size, n_parallel=args.parallel,
+                       n_batch=args.batch_size, n_threads=args.threads, use_mmap=not args.no_mmap,
+                       lora=args.lora, embedding=args.embedding)
+    try:
+        engine = Engine(opts)
+    except Exception as exc:
+        sock.sendall(protocol.encode({"kind": "error", "id": "", "error": str(exc)}))
+        return 1
+    runner = Runner(engine, sock)
+    runner.send({"kind": "ready", "pid": os.getpid(), "n_ctx": engine.n_ctx_slot, "n_slots": engine.n_slots,
+                 "n_ctx_train": engine.n_ctx_train, "n_vocab": engine.n_vocab, "n_batch": engine.n_batch})
+    threading.Thread(target=runner.reader, name="channel-reader", daemon=True).start()
+    runner.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""A thin, typed wrapper over llama-cpp-python's low-level API (pinned to 0.3.36).
+
+Only this module touches ``llama_cpp``. It owns the model, the context (one KV cache shared by every slot,
+each slot being a llama.cpp sequence id), the token batch, tokenization and sampler chains.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import llama_cpp as ll
+
+
+@dataclass
+class LoadOptions:
+    """How the runner was asked to load its model; changing any of these means a new runner."""
+
+    model_path: str
+    n_ctx: int = 4096  # per slot, as Ollama's num_ctx
+    n_parallel: int = 1
+    n_batch: int = 512
+    n_threads: int = 0  # 0 = physical cores
+    use_mmap: bool = True
+    lora: list[str] = field(default_factory=list)
+    embedding: bool = False
+    flash_attn: int = -1  # llama.cpp's auto
+
+
+@dataclass
+class Sampling:
+    """Per-request sampling settings, with Ollama's defaults (reference §2.1)."""
+
+    temperature: float = 0.8
+    top_k: int = 40
+    top_p: float = 0.9
+    min_p: float = 0.0
+    typical_p: float = 1.0
+    repeat_penalty: float = 1.0
+    repeat_last_n: int = 64
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    seed: int = -1
+    grammar: str | None = None
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Sampling:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and v is not None}
+        return cls(**known)
+
+
+def physical_cores() -> int:
+    """Physical cores, as Ollama picks its default thread count; hyperthreads slow decoding down."""
+    try:
+        cores: set[tuple[str, str]] = set()
+        phys = core = ""
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("physical id"):
+                    phys = line.split(":")[1].strip()
+                elif line.startswith("core id"):
+                    core = line.split(":")[1].strip()
+                    cores.add((phys, core))
+        if cores:
+            return min(len(cores), len(os.sched_getaffinity(0)))
+    except OSError:
+        pass
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+_backend_ready = False
+
+
+def _quiet_logs() -> None:
+    """Route llama.cpp's chatty load log to stderr only for warnings and errors."""
+
+    @ll.llama_log_callback
+    def _log(level: int, text: bytes, _user: Any) -> None:
+        if level in (3, 4):  # GGML_LOG_LEVEL_WARN, GGML_LOG_LEVEL_ERROR
+            os.write(2, text)
+
+    global _log_cb
+    _log_cb = _log  # keep a reference: llama.cpp holds the raw pointer
+    ll.llama_log_set(_log, ctypes.c_void_p(0))
+
+
+_log_cb: Any = None
+
+
+class Engine:
+    """One model and one context with ``n_parallel`` sequences sharing a unified KV cache."""
+
+    def __init__(self, opts: LoadOptions) -> None:
+        global _backend_ready
+        if not _backend_ready:
+            if not os.environ.get("CORRAL_LLAMA_VERBOSE"):
+                _quiet_logs()
+            ll.llama_backend_init()
+            _backend_ready = True
+        self.opts = opts
+        mparams = ll.llama_model_default_params()
+        mparams.n_gpu_layers = 0
+        # ggml's "extra" CPU buffer types include AMX; on these Sapphire Rapids VMs the AMX tiles fault
+        # (SIGSEGV in the first multi-token decode), so they are off unless asked for. Q4_1 and most
+        # quantizations have no repacked kernels anyway; llama.cpp's anchors run with --no-repack to match.
+        mparams.use_extra_bufts = bool(os.environ.get("CORRAL_EXTRA_BUFTS"))
+        mparams.load_mode = ll.LLAMA_LOAD_MODE_MMAP if opts.use_mmap else ll.LLAMA_LOAD_MODE_NONE
+        model = ll.llama_model_load_from_file(opts.model_path.encode(), mparams)
+        if not model:
+            raise RuntimeError(f"failed to load model {opts.model_path}")
+        self.model = model
+        self.vocab = ll.llama_model_get_vocab(model)
+        self.n_vocab = ll.llama_vocab_n_tokens(self.vocab)
+        self.n_ctx_train = ll.llama_model_n_ctx_train(model)
+        self.n_swa = ll.llama_model_n_swa(model)
+        self._adapters: list[Any] = []
+        for path in opts.lora:
+            adapter = ll.llama_adapter_lora_init(model, path.encode())
+            if not adapter:
+                raise RuntimeError(f"failed to load adapter {path}")
+            self._adapters.append(adapter)
+
+        threads = opts.n_threads or physical_cores()
+        cparams = ll.llama_context_default_params()
+        self.n_slots = max(1, opts.n_parallel)
+        self.n_ctx_slot = opts.n_ctx
+        cparams.n_ctx = opts.n_ctx * self.n_slots
+        cparams.n_batch = max(opts.n_batch, 1)
+        cparams.n_ubatch = max(opts.n_batch, 1)
+        cparams.n_seq_max = self.n_slots
+        cparams.n_threads = threads
+        cparams.n_threads_batch = threads
+        cparams.kv_unified = True  # every slot draws on one cache, as llama-server does
+        cparams.flash_attn_type = opts.flash_attn
+        cparams.no_perf = True
+        if opts.embedding:
+            cparams.embeddings = True
+            cparams.pooling_type = ll.LLAMA_POOLING_TYPE_UNSPECIFIED
+        ctx = ll.llama_init_from_model(model, cparams)
+        if not ctx:
+            ll.llama_model_free(model)
+            raise RuntimeError("failed to create the llama.cpp context (out of memory?)")
+        self.ctx = ctx
+        if self._adapters:
+            scales = (ctypes.c_float * len(self._adapters))(*([1.0] * len(self._adapters)))
+            arr = (ll.llama_adapter_lora_p_ctypes * len(self._adapters))(*self._adapters)
+            ll.llama_set_adapters_lora(ctx, arr, len(self._adapters), scales)
+        self.n_ctx = ll.llama_n_ctx(ctx)
+        self.n_batch = ll.llama_n_batch(ctx)
+        self.mem = ll.llama_get_memory(ctx)
+        self.batch = ll.llama_batch_init(self.n_batch, 0, 1)
+        self.bos = ll.llama_vocab_bos(self.vocab)
+        self.add_bos = ll.llama_vocab_get_add_bos(self.vocab)
+        self._piece_buf = ctypes.create_string_buffer(256)
+        self._piece_cache: dict[int, bytes] = {}
+
+    # --- tokens -------------------------------------------------------------------------------------
+
+    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True) -> list[int]:
+        data = text.encode("utf-8")
+        cap = len(data) + 8
+        buf = (ll.llama_token * cap)()
+        n = ll.llama_tokenize(self.vocab, data, len(data), buf, cap, add_special, parse_special)
+        if n < 0:
+            cap = -n
+            buf = (ll.llama_token * cap)()
+            n = ll.llama_tokenize(self.vocab, data, len(data), buf, cap, add_special, parse_special)
+        tokens = list(buf[:n])
+        # A template that writes the BOS text itself plus a tokenizer that adds one gives two; keep one.
+        if len(tokens) >= 2 and tokens[0] == self.bos and tokens[1] == self.bos:
+            tokens = tokens[1:]
+        return tokens
+
+    def piece(self, token: int) -> bytes:
+        """The bytes of one token as generated text (special tokens render as nothing)."""
+        cached = self._piece_cache.get(token)
+        if cached is not None:
+            return cached
+        n = ll.llama_token_to_piece(self.vocab, token, self._piece_buf, len(self._piece_buf), 0, False)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = ll.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, False)
+            out = buf.raw[:n]
+        else:
+            out = self._piece_buf.raw[:n]
+        self._piece_cache[token] = out
+        return out
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
+
+    def is_eog(self, token: int) -> bool:
+        return bool(ll.llama_vocab_is_eog(self.vocab, token))
+
+    # --- sampling -----------------------------------------------------------------------------------
+
+    def new_sampler(self, s: Sampling) -> Any:
+        """A sampler chain in Ollama's (llama-server's) order; greedy when temperature is 0."""
+        params = ll.llama_sampler_chain_default_params()
+        params.no_perf = True
+        chain = ll.llama_sampler_chain_init(params)
+        add = ll.llama_sampler_chain_add
+        if s.grammar:
+            grammar = ll.llama_sampler_init_grammar(self.vocab, s.grammar.encode(), b"root")
+            if not grammar:
+                ll.llama_sampler_free(chain)
+                raise ValueError("invalid grammar")
+            add(chain, grammar)
+        last_n = self.n_ctx_slot if s.repeat_last_n < 0 else s.repeat_last_n
+        if last_n and (s.repeat_penalty != 1.0 or s.presence_penalty or s.frequency_penalty):
+            add(chain, ll.llama_sampler_init_penalties(last_n, s.repeat_penalty, s.frequency_penalty,
+                                                       s.presence_penalty))
+        if s.temperature <= 0:
+            add(chain, ll.llama_sampler_init_greedy())
+            return chain
+        if s.top_k > 0:
+            add(chain, ll.llama_sampler_init_top_k(s.top_k))
+        if 0 < s.typical_p < 1:
+            add(chain, ll.llama_sampler_init_typical(s.typical_p, 1))
+        if 0 < s.top_p < 1:
+            add(chain, ll.llama_sampler_init_top_p(s.top_p, 1))
+        if s.min_p > 0:
+            add(chain, ll.llama_sampler_init_min_p(s.min_p, 1))
+        add(chain, ll.llama_sampler_init_temp(s.temperature))
+        seed = ll.LLAMA_DEFAULT_SEED if s.seed < 0 else s.seed & 0xFFFFFFFF
+        add(chain, ll.llama_sampler_init_dist(seed))
+        return chain
+
+    def sample(self, chain: Any, batch_index: int) -> int:
+        # llama_sampler_sample applies the chain to the logits of that batch row and accepts the token.
+        return int(ll.llama_sampler_sample(chain, self.ctx, batch_index))
+
+    @staticmethod
+    def free_sampler(chain: Any) -> None:
+        ll.llama_sampler_free(chain)
+
+    # --- the batch and the cache ---------------------------------------------------------------------
+
+    def batch_clear(self) -> None:
+        self.batch.n_tokens = 0
+
+    def batch_add(self, token: int, pos: int, seq: int, logits: bool) -> int:
+        b = self.batch
+        i = b.n_tokens
+        b.token[i] = token
+        b.pos[i] = pos
+        b.n_seq_id[i] = 1
+        b.seq_id[i][0] = seq
+        b.logits[i] = logits
+        b.n_tokens = i + 1
+        return i
+
+    def decode(self) -> int:
+        return int(ll.llama_decode(self.ctx, self.batch))
+
+    def seq_truncate(self, seq: int, keep: int) -> bool:
+        """Drop a sequence's cache from position ``keep`` on; False when the cache cannot cut there."""
+        return bool(ll.llama_memory_seq_rm(self.mem, seq, keep, -1))
+
+    def seq_clear(self, seq: int) -> None:
+        ll.llama_memory_seq_rm(self.mem, seq, -1, -1)
+
+    def seq_pos_min(self, seq: int) -> int:
+        return int(ll.llama_memory_seq_pos_min(self.mem, seq))
+
+    def seq_shift(self, seq: int, p0: int, p1: int, delta: int) -> None:
+        ll.llama_memory_seq_add(self.mem, seq, p0, p1, delta)
+
+    def can_shift(self) -> bool:
+        return bool(ll.llama_memory_can_shift(self.mem))
+
+    def close(self) -> None:
+        ll.llama_batch_free(self.batch)
+        ll.llama_free(self.ctx)
+        ll.llama_model_free(self.model)

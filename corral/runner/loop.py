@@ -1,0 +1,243 @@
+"""The runner's decode loop: every slot's work goes into one ``llama_decode`` per step.
+
+Threads: a reader thread takes frames off the channel (answering tokenize/detokenize itself, since those only
+read the vocabulary) and hands submits and cancels to the loop through a queue; the loop thread owns the
+context, the batch and the samplers. A request joins between decode steps and leaves the moment it finishes.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from corral.runner import protocol
+from corral.runner.engine import Engine, Sampling
+from corral.runner.slots import Request, Slot, common_prefix, pick_slot, plan_batch
+
+
+class Runner:
+    def __init__(self, engine: Engine, sock: socket.socket) -> None:
+        self.engine = engine
+        self.sock = sock
+        self.inbox: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.slots = [Slot(seq=i) for i in range(engine.n_slots)]
+        self.waiting: deque[Request] = deque()
+        self.requests: dict[str, Request] = {}
+        self._send_lock = threading.Lock()
+        self.decode_calls = 0
+
+    # --- channel ------------------------------------------------------------------------------------
+
+    def send(self, message: dict[str, Any]) -> None:
+        frame = protocol.encode(message)
+        with self._send_lock:
+            self.sock.sendall(frame)
+
+    def reader(self) -> None:
+        """Runs until the channel closes; then the whole process exits, so no runner outlives its server."""
+        try:
+            while True:
+                msg = protocol.recv_blocking(self.sock)
+                kind = msg.get("kind")
+                if kind == "tokenize":
+                    tokens = self.engine.tokenize(
+                        msg["text"], add_special=msg.get("add_special", True),
+                        parse_special=msg.get("parse_special", True))
+                    self.send({"kind": "result", "id": msg["id"], "tokens": tokens})
+                elif kind == "detokenize":
+                    self.send({"kind": "result", "id": msg["id"], "text": self.engine.detokenize(msg["tokens"])})
+                elif kind == "cancel":
+                    r = self.requests.get(msg["id"])
+                    if r is not None and r.cancel_at is None:
+                        r.cancel_at = len(r.generated)
+                    self.inbox.put(msg)
+                elif kind == "stats":
+                    self.send({"kind": "result", "id": msg["id"], "decode_calls": self.decode_calls,
+                               "slots": [len(s.cached) for s in self.slots]})
+                else:
+                    self.inbox.put(msg)
+        except (protocol.ChannelClosed, OSError):
+            pass
+        os._exit(0)
+
+    # --- requests -----------------------------------------------------------------------------------
+
+    def _submit(self, msg: dict[str, Any]) -> None:
+        rid = msg["id"]
+        try:
+            if "tokens" in msg:
+                prompt = [int(t) for t in msg["tokens"]]
+            else:
+                prompt = self.engine.tokenize(msg.get("prompt", ""))
+            if not prompt:
+                prompt = [self.engine.bos]
+            if len(prompt) >= self.engine.n_ctx_slot:
+                raise ValueError(
+                    f"the prompt ({len(prompt)} tokens) does not fit the context length "
+                    f"({self.engine.n_ctx_slot} tokens)")
+            sampling = Sampling.from_wire(msg.get("sampling") or {})
+            r = Request(id=rid, prompt=prompt, sampling=sampling,
+                        num_predict=int(msg.get("num_predict", -1)), stop=list(msg.get("stop") or []))
+            r.sampler = self.engine.new_sampler(sampling)
+        except Exception as exc:  # bad input fails its own request only
+            self.send({"kind": "error", "id": rid, "error": str(exc)})
+            return
+        self.requests[rid] = r
+        self.waiting.append(r)
+
+    def _assign(self) -> None:
+        """Move waiting requests into free slots, first come first served."""
+        while self.waiting:
+            r = self.waiting[0]
+            slot = pick_slot(self.slots, r.prompt)
+            if slot is None:
+                return
+            self.waiting.popleft()
+            self._place(slot, r)
+
+    def _place(self, slot: Slot, r: Request) -> None:
+        eng = self.engine
+        keep = min(common_prefix(slot.cached, r.prompt), len(r.prompt) - 1)  # re-evaluate ≥1 token for logits
+        if keep < len(slot.cached) and not eng.seq_truncate(slot.seq, keep):
+            keep = 0
+        if keep and eng.n_swa and eng.seq_pos_min(slot.seq) > max(0, keep - eng.n_swa):
+            keep = 0  # a sliding-window cache no longer holds the window this position needs
+        if keep == 0:
+            eng.seq_clear(slot.seq)
+        slot.cached = slot.cached[:keep]
+        slot.request = r
+        r.n_past = keep
+        r.n_cached = keep
+        r.pending = r.prompt[keep:]
+        r.t_start = time.perf_counter()
+
+    def _finish(self, slot: Slot, reason: str) -> None:
+        r = slot.request
+        assert r is not None
+        tail = r.text.flush()
+        if r.stops is not None:
+            tail = r.stops.push(tail) if tail else ""
+            tail += "" if r.stops.stopped else r.stops.flush()
+        if tail:
+            self.send({"kind": "token", "id": r.id, "text": tail})
+        now = time.perf_counter()
+        t_first = r.t_first or now
+        msg: dict[str, Any] = {
+            "kind": "done", "id": r.id, "done_reason": reason,
+            "prompt_eval_count": len(r.prompt) - r.n_cached,
+            "prompt_eval_duration": int((t_first - r.t_start) * 1e9),
+            "eval_count": len(r.generated),
+            "eval_duration": int((now - t_first) * 1e9),
+            "prompt_tokens": r.prompt, "tokens": r.generated,
+        }
+        if r.cancel_at is not None:
+            msg["tokens_after_cancel"] = len(r.generated) - r.cancel_at
+        self.send(msg)
+        self.engine.free_sampler(r.sampler)
+        self.requests.pop(r.id, None)
+        slot.request = None
+        slot.last_used = now
+
+    def _cancel(self, rid: str) -> None:
+        for r in list(self.waiting):
+            if r.id == rid:
+                self.waiting.remove(r)
+                self.engine.free_sampler(r.sampler)
+                self.requests.pop(rid, None)
+                self.send({"kind": "done", "id": rid, "done_reason": "canceled", "prompt_eval_count": 0,
+                           "eval_count": 0, "tokens_after_cancel": 0, "tokens": [], "prompt_tokens": []})
+                return
+        for slot in self.slots:
+            if slot.request is not None and slot.request.id == rid:
+                self._finish(slot, "canceled")
+                return
+
+    # --- the loop -----------------------------------------------------------------------------------
+
+    def _drain(self, block: bool) -> None:
+        try:
+            msg = self.inbox.get(block=block)
+        except queue.Empty:
+            return
+        while True:
+            kind = msg.get("kind")
+            if kind == "submit":
+                self._submit(msg)
+            elif kind == "cancel":
+                self._cancel(msg["id"])
+            try:
+                msg = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+
+    def run(self) -> None:
+        eng = self.engine
+        while True:
+            busy = any(not s.free for s in self.slots) or bool(self.waiting)
+            self._drain(block=not busy)
+            self._assign()
+            active = [s.request for s in self.slots if s.request is not None]
+            if not active:
+                continue
+            plan = plan_batch(active, eng.n_batch)
+            by_request = {id(s.request): s for s in self.slots if s.request is not None}
+            eng.batch_clear()
+            for r, tokens, wants_logits in plan:
+                slot = by_request[id(r)]
+                last = len(tokens) - 1
+                for i, tok in enumerate(tokens):
+                    idx = eng.batch_add(tok, r.n_past + i, slot.seq, wants_logits and i == last)
+                r.logits_index = idx if wants_logits else -1
+            ret = eng.decode()
+            self.decode_calls += 1
+            if ret != 0:
+                for r, _tokens, _ in plan:
+                    slot = by_request[id(r)]
+                    self.send({"kind": "error", "id": r.id, "error": f"llama_decode failed ({ret})"})
+                    eng.free_sampler(r.sampler)
+                    self.requests.pop(r.id, None)
+                    eng.seq_clear(slot.seq)
+                    slot.cached = []
+                    slot.request = None
+                continue
+            for r, tokens, _ in plan:
+                slot = by_request[id(r)]
+                slot.cached.extend(tokens)
+                r.n_past += len(tokens)
+                if r.next_token is not None:
+                    r.next_token = None
+                else:
+                    del r.pending[: len(tokens)]
+            for r, _tokens, wants_logits in plan:
+                if wants_logits:
+                    self._after_logits(by_request[id(r)], r)
+
+    def _after_logits(self, slot: Slot, r: Request) -> None:
+        eng = self.engine
+        if r.cancel_at is not None:
+            self._finish(slot, "canceled")
+            return
+        token = eng.sample(r.sampler, r.logits_index)
+        if not r.t_first:
+            r.t_first = time.perf_counter()
+        if eng.is_eog(token):
+            self._finish(slot, "stop")
+            return
+        r.generated.append(token)
+        text = r.text.push(eng.piece(token))
+        if text and r.stops is not None:
+            text = r.stops.push(text)
+        if text:
+            self.send({"kind": "token", "id": r.id, "text": text})
+        if r.stops is not None and r.stops.stopped:
+            self._finish(slot, "stop")
+        elif 0 <= r.num_predict <= len(r.generated) or r.n_past + 1 >= eng.n_ctx_slot:
+            self._finish(slot, "length")
+        else:
+            r.next_token = token
+

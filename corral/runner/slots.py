@@ -1,0 +1,93 @@
+"""Slot bookkeeping for continuous batching, independent of llama.cpp so it can be tested with a fake.
+
+A slot is one llama.cpp sequence id. It remembers the tokens its KV cache holds, so a follow-up request
+sharing a prefix (the next turn of a chat) evaluates only what is new.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from corral.runner.text import StopMatcher, Utf8Assembler
+
+
+@dataclass
+class Request:
+    """One generation request as the runner sees it."""
+
+    id: str
+    prompt: list[int]
+    sampling: Any  # engine.Sampling; Any keeps this module free of llama_cpp
+    num_predict: int = -1
+    stop: list[str] = field(default_factory=list)
+    # progress
+    pending: list[int] = field(default_factory=list)  # prompt tokens not yet in the cache
+    n_past: int = 0  # tokens of this sequence in the cache
+    n_cached: int = 0  # prompt tokens reused from an earlier request
+    generated: list[int] = field(default_factory=list)
+    next_token: int | None = None  # sampled, not yet decoded
+    sampler: Any = None
+    text: Utf8Assembler = field(default_factory=Utf8Assembler)
+    stops: StopMatcher | None = None
+    t_submit: float = field(default_factory=time.perf_counter)
+    t_start: float = 0.0
+    t_first: float = 0.0
+    cancel_at: int | None = None  # len(generated) when the cancel arrived
+    logits_index: int = -1  # row of this request's output in the current batch
+
+    def __post_init__(self) -> None:
+        self.stops = StopMatcher(self.stop)
+
+
+@dataclass
+class Slot:
+    seq: int
+    cached: list[int] = field(default_factory=list)  # tokens in this sequence's cache, in order
+    request: Request | None = None
+    last_used: float = 0.0
+
+    @property
+    def free(self) -> bool:
+        return self.request is None
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def pick_slot(slots: list[Slot], prompt: list[int]) -> Slot | None:
+    """The free slot sharing the longest prefix with ``prompt``; ties go to the least recently used."""
+    best: Slot | None = None
+    best_key: tuple[int, float] = (-1, 0.0)
+    for slot in slots:
+        if not slot.free:
+            continue
+        key = (common_prefix(slot.cached, prompt), -slot.last_used)
+        if key > best_key:
+            best, best_key = slot, key
+    return best
+
+
+def plan_batch(active: list[Request], budget: int) -> list[tuple[Request, list[int], bool]]:
+    """What each active request contributes to the next decode: (request, tokens, wants_logits).
+
+    Generating requests go first with their one sampled token, so running streams never stall behind a
+    long prompt; prompt prefill takes the rest of the batch, in arrival order, chunked to fit.
+    """
+    plan: list[tuple[Request, list[int], bool]] = []
+    for r in active:
+        if r.next_token is not None and budget > 0:
+            plan.append((r, [r.next_token], True))
+            budget -= 1
+    for r in sorted(active, key=lambda r: r.t_submit):
+        if r.next_token is None and r.pending and budget > 0:
+            chunk = r.pending[:budget]
+            plan.append((r, chunk, len(chunk) == len(r.pending)))
+            budget -= len(chunk)
+    return plan

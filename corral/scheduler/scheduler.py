@@ -1,0 +1,245 @@
+"""Which runners are loaded, for how long, and who waits: Ollama's scheduling rules (reference §6).
+
+- One runner per :class:`RunnerSpec` (weights, load options, embedding mode). A request whose spec differs
+  from the loaded runner of the same weights waits for that runner to go idle, then reloads it.
+- Requests for a loaded model skip the queue. Others take a place in the pending queue (``OLLAMA_MAX_QUEUE``,
+  503 beyond it) and load one at a time, first come first served.
+- Before a load, runners are evicted while the loaded count would pass ``OLLAMA_MAX_LOADED_MODELS`` or the
+  memory estimate would not fit: idle ones with the shortest keep-alive first; otherwise wait for one to go idle.
+- An idle runner unloads when its keep-alive expires; ``keep_alive`` 0 unloads it as soon as it is idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from corral.scheduler.handle import RunnerError, RunnerHandle, RunnerSpec
+from corral.scheduler.memory import available_memory
+
+log = logging.getLogger("corral.scheduler")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """What the scheduler needs to know of a model: how /api/ps names it and its memory estimate."""
+
+    name: str
+    digest: str
+    details: dict[str, Any]
+    estimate_bytes: int
+
+
+class QueueFull(Exception):
+    """More requests wait than ``OLLAMA_MAX_QUEUE`` allows."""
+
+
+@dataclass
+class Loaded:
+    """A runner the scheduler keeps, with what /api/ps reports about it."""
+
+    spec: RunnerSpec
+    handle: RunnerHandle
+    model: ModelRef
+    size: int
+    keep_alive: float
+    refs: int = 0
+    expires_at: float = math.inf  # wall-clock seconds; inf = never
+    loaded_at: float = field(default_factory=time.time)
+    _timer: asyncio.TimerHandle | None = None
+
+    @property
+    def idle(self) -> bool:
+        return self.refs == 0
+
+
+class Scheduler:
+    def __init__(self, *, max_loaded: int, max_queue: int, default_keep_alive: float, load_timeout: float,
+                 max_memory: int | None = None) -> None:
+        self.max_loaded = max_loaded or 3  # Ollama's auto: 3 per GPU, 3 on CPU
+        self.max_queue = max_queue
+        self.default_keep_alive = default_keep_alive
+        self.load_timeout = load_timeout
+        self.max_memory = max_memory
+        self.loaded: dict[RunnerSpec, Loaded] = {}
+        self._load_lock = asyncio.Lock()
+        self._changed = asyncio.Condition()
+        self._pending = 0
+        self._background: set[asyncio.Task[None]] = set()
+
+    # --- acquiring a runner -------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def use(self, model: ModelRef, spec: RunnerSpec, keep_alive: float | None) -> AsyncIterator[Loaded]:
+        """Hold a runner for one request; on exit its keep-alive timer starts if it went idle."""
+        entry = await self.acquire(model, spec, keep_alive)
+        try:
+            yield entry
+        finally:
+            self.release(entry)
+
+    async def acquire(self, model: ModelRef, spec: RunnerSpec, keep_alive: float | None) -> Loaded:
+        entry = self._ready(spec)
+        if entry is not None:  # loaded and healthy: skip the queue
+            self._hold(entry, keep_alive)
+            return entry
+        if self._pending >= self.max_queue:
+            raise QueueFull
+        self._pending += 1
+        try:
+            async with self._load_lock:
+                entry = self._ready(spec)
+                if entry is None:
+                    entry = await self._load(model, spec, keep_alive)
+                self._hold(entry, keep_alive)
+                return entry
+        finally:
+            self._pending -= 1
+
+    def _ready(self, spec: RunnerSpec) -> Loaded | None:
+        entry = self.loaded.get(spec)
+        if entry is not None and not entry.handle.dead:
+            return entry
+        return None
+
+    def _hold(self, entry: Loaded, keep_alive: float | None) -> None:
+        entry.refs += 1
+        if keep_alive is not None:  # sticky: a request without keep_alive keeps the runner's own
+            entry.keep_alive = keep_alive
+        if entry._timer is not None:
+            entry._timer.cancel()
+            entry._timer = None
+        entry.expires_at = time.time() + entry.keep_alive if math.isfinite(entry.keep_alive) else math.inf
+
+    def release(self, entry: Loaded) -> None:
+        entry.refs -= 1
+        if entry.refs > 0 or entry.handle.dead:
+            if entry.handle.dead:
+                self._forget(entry)
+            return
+        if entry.keep_alive <= 0:
+            self._schedule_unload(entry)
+        elif math.isfinite(entry.keep_alive):
+            entry.expires_at = time.time() + entry.keep_alive
+            loop = asyncio.get_running_loop()
+            entry._timer = loop.call_later(entry.keep_alive, self._schedule_unload, entry)
+        else:
+            entry.expires_at = math.inf
+        self._notify()
+
+    def _schedule_unload(self, entry: Loaded) -> None:
+        task = asyncio.get_running_loop().create_task(self.unload_entry(entry))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _notify(self) -> None:
+        async def _wake() -> None:
+            async with self._changed:
+                self._changed.notify_all()
+        task = asyncio.get_running_loop().create_task(_wake())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- loading and eviction -----------------------------------------------------------------------
+
+    async def _load(self, model: ModelRef, spec: RunnerSpec, keep_alive: float | None) -> Loaded:
+        # A runner of the same weights with other load options goes first: it must not share memory with
+        # its replacement (Ollama's needsReload).
+        for other in [e for e in self.loaded.values() if e.spec.model_path == spec.model_path]:
+            await self._wait_idle(other)
+            await self.unload_entry(other)
+        size = model.estimate_bytes
+        await self._make_room(size)
+        handle = RunnerHandle(spec)
+        t0 = time.perf_counter()
+        timeout = None if math.isinf(self.load_timeout) else self.load_timeout
+        await handle.start(timeout)
+        log.info("loaded %s in %.2fs (pid %s, ctx %d x %d)", spec.model_path, time.perf_counter() - t0,
+                 handle.pid, spec.num_ctx, spec.num_parallel)
+        entry = Loaded(spec=spec, handle=handle, model=model, size=size,
+                       keep_alive=self.default_keep_alive if keep_alive is None else keep_alive)
+        entry.loaded_at = time.time()
+        self.loaded[spec] = entry
+        watcher = asyncio.get_running_loop().create_task(self._watch(entry))
+        self._background.add(watcher)
+        watcher.add_done_callback(self._background.discard)
+        return entry
+
+    async def _watch(self, entry: Loaded) -> None:
+        """A runner that dies leaves the table at once; its requests already got their error lines."""
+        await entry.handle.closed.wait()
+        if self.loaded.get(entry.spec) is entry:
+            log.warning("runner %s ended: %s", entry.handle.pid, entry.handle.exit_reason)
+            self._forget(entry)
+
+    def _forget(self, entry: Loaded) -> None:
+        if self.loaded.get(entry.spec) is entry:
+            del self.loaded[entry.spec]
+        if entry._timer is not None:
+            entry._timer.cancel()
+        self._notify()
+
+    def _fits(self, size: int) -> bool:
+        if len(self.loaded) + 1 > self.max_loaded:
+            return False
+        if not self.loaded:
+            return True  # one model always gets its chance, as Ollama tries a load even when tight
+        used = sum(e.size for e in self.loaded.values())
+        return used + size <= available_memory(self.max_memory, used)
+
+    async def _make_room(self, size: int) -> None:
+        while not self._fits(size):
+            idle = sorted((e for e in self.loaded.values() if e.idle),
+                          key=lambda e: (e.keep_alive, e.spec.model_path))
+            if idle:
+                log.info("evicting %s to make room", idle[0].spec.model_path)
+                await self.unload_entry(idle[0])
+                continue
+            async with self._changed:
+                await self._changed.wait()
+
+    async def _wait_idle(self, entry: Loaded) -> None:
+        while not entry.idle and self.loaded.get(entry.spec) is entry:
+            async with self._changed:
+                await self._changed.wait()
+
+    # --- unloading ----------------------------------------------------------------------------------
+
+    async def unload_entry(self, entry: Loaded) -> None:
+        if not entry.idle:
+            entry.keep_alive = 0  # unload as soon as the last request ends
+            return
+        self._forget(entry)
+        await entry.handle.kill()
+
+    async def expire(self, model_path: str) -> bool:
+        """Unload every runner of these weights when idle (keep_alive 0 with an empty prompt)."""
+        found = False
+        for entry in [e for e in self.loaded.values() if e.spec.model_path == model_path]:
+            found = True
+            await self.unload_entry(entry)
+        return found
+
+    def find(self, model_path: str) -> Loaded | None:
+        for entry in self.loaded.values():
+            if entry.spec.model_path == model_path and not entry.handle.dead:
+                return entry
+        return None
+
+    def ps(self) -> list[Loaded]:
+        return sorted(self.loaded.values(), key=lambda e: -e.expires_at if math.isfinite(e.expires_at)
+                      else -math.inf)
+
+    async def shutdown(self) -> None:
+        entries = list(self.loaded.values())
+        self.loaded.clear()
+        await asyncio.gather(*(e.handle.kill() for e in entries), return_exceptions=True)
+
+
+__all__ = ["Loaded", "ModelRef", "QueueFull", "RunnerError", "RunnerSpec", "Scheduler"]

@@ -1,0 +1,1 @@
+"""The ASGI server: routes, translation to /v1, host guard and CORS."""

@@ -1,0 +1,124 @@
+"""The ASGI application: routes, the host guard and CORS around them, and the server's lifetime."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import ASGIApp
+
+from corral.api.errors import APIError
+from corral.config import Settings
+from corral.scheduler.scheduler import Scheduler
+from corral.server import routes_infer, routes_models
+from corral.server.cors import CORSMiddleware
+from corral.server.guard import HostGuardMiddleware
+from corral.server.ndjson import error_response
+from corral.server.state import ServerState
+from corral.store.models import Store
+
+log = logging.getLogger("corral.server")
+
+
+def build_state(settings: Settings) -> ServerState:
+    store = Store(settings.models)
+    scheduler = Scheduler(max_loaded=settings.max_loaded_models, max_queue=settings.max_queue,
+                          default_keep_alive=settings.keep_alive, load_timeout=settings.load_timeout,
+                          max_memory=settings.max_memory)
+    return ServerState(settings=settings, store=store, scheduler=scheduler, started=time.time())
+
+
+def _startup(state: ServerState) -> None:
+    settings = state.settings
+    log.info("server config env=%s", settings.as_env_map())
+    if not settings.noprune:
+        from corral.store.prune import prune_unreferenced
+
+        try:
+            prune_unreferenced(state.store)
+        except OSError as exc:
+            log.warning("prune failed: %s", exc)
+    if settings.bundled:
+        from corral.store.bundled import ensure_bundled
+
+        try:
+            imported = ensure_bundled(state.store, cache_dir=settings.models.parent / "corral-cache")
+            if imported:
+                log.info("imported bundled models: %s", ", ".join(imported))
+        except Exception as exc:  # a broken optional package must not stop the server
+            log.warning("bundled models not imported: %s", exc)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, APIError)
+    return error_response(exc.status, exc.message)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return PlainTextResponse("404 page not found", status_code=404)
+    if exc.status_code == 405:
+        return PlainTextResponse("405 method not allowed", status_code=405)
+    return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, str(exc) or type(exc).__name__)
+
+
+def create_app(settings: Settings | None = None, *, state: ServerState | None = None) -> ASGIApp:
+    settings = settings or Settings.from_env()
+    state = state or build_state(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        _startup(state)
+        app.state.corral = state
+        try:
+            yield
+        finally:
+            await state.scheduler.shutdown()
+
+    routes = [*routes_models.routes(), *routes_infer.routes()]
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={APIError: _api_error, HTTPException: _http_error,
+                                        Exception: _internal_error})
+    app.state.corral = state
+    wrapped: ASGIApp = CORSMiddleware(app, extra_origins=settings.origins)
+    wrapped = HostGuardMiddleware(wrapped, bind_host=settings.host)
+    return wrapped
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    logging.basicConfig(level=logging.DEBUG if settings.debug else logging.INFO,
+                        format="time=%(asctime)s level=%(levelname)s source=%(name)s msg=%(message)s")
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
+                            access_log=settings.debug, timeout_graceful_shutdown=5, lifespan="on")
+    server = uvicorn.Server(config)
+    log.info("Listening on %s:%d (version corral, Ollama API)", settings.host, settings.port)
+    server.run()
+
+
+def state_of(request: Request) -> ServerState:
+    s: ServerState = request.app.state.corral
+    return s
+
+
+def keep_alive_seconds(value: Any) -> float | None:
+    """The request's keep_alive, already parsed by the API model (seconds, inf, or None)."""
+    if value is None:
+        return None
+    return math.inf if value == math.inf else float(value)

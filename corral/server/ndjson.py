@@ -1,0 +1,93 @@
+"""Responses in Ollama's framing: NDJSON streams, single JSON objects, and ``{"error": ...}``.
+
+Streaming is a pure ASGI response so that a client disconnect reaches the generator as cancellation at once
+(the generator's ``finally`` then cancels the runner's work and frees its slot).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from corral.api.errors import APIError
+from corral.api.wire import dumps
+
+log = logging.getLogger("corral.server")
+
+NDJSON = "application/x-ndjson"
+JSON = "application/json; charset=utf-8"
+
+
+def json_response(obj: Any, status: int = 200) -> Response:
+    return Response(dumps(obj), status_code=status, media_type=JSON)
+
+
+def error_response(status: int, message: str) -> Response:
+    return Response(dumps({"error": message}), status_code=status, media_type=JSON)
+
+
+class NDJSONStream:
+    """Writes one JSON object per line; an exception after the first line becomes a final error line."""
+
+    def __init__(self, chunks: AsyncIterator[dict[str, Any]]) -> None:
+        self.chunks = chunks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+        async with anyio.create_task_group() as tg:
+
+            async def watch_disconnect() -> None:
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        tg.cancel_scope.cancel()
+                        return
+
+            tg.start_soon(watch_disconnect)
+            try:
+                async for chunk in self.chunks:
+                    if not started:
+                        await send({"type": "http.response.start", "status": 200,
+                                    "headers": [(b"content-type", NDJSON.encode())]})
+                        started = True
+                    await send({"type": "http.response.body", "body": dumps(chunk) + b"\n", "more_body": True})
+            except APIError as exc:
+                if not started:
+                    await _send_whole(send, exc.status, dumps({"error": exc.message}))
+                    started = True
+                else:
+                    await send({"type": "http.response.body", "body": dumps({"error": exc.message}) + b"\n",
+                                "more_body": True})
+            except Exception as exc:
+                log.exception("error while streaming")
+                line = dumps({"error": str(exc) or type(exc).__name__})
+                if not started:
+                    await _send_whole(send, 500, line)
+                    started = True
+                else:
+                    await send({"type": "http.response.body", "body": line + b"\n", "more_body": True})
+            finally:
+                await _aclose(self.chunks)
+            if not started:
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": [(b"content-type", NDJSON.encode())]})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            tg.cancel_scope.cancel()
+
+
+async def _aclose(it: AsyncIterator[Any]) -> None:
+    close = getattr(it, "aclose", None)
+    if close is not None:
+        with anyio.CancelScope(shield=True):
+            await close()
+
+
+async def _send_whole(send: Send, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", JSON.encode())]})
+    await send({"type": "http.response.body", "body": body, "more_body": True})

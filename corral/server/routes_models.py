@@ -1,0 +1,104 @@
+"""``/``, ``/api/version``, ``/api/tags``, ``/api/show``, ``/api/ps``."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from corral.api.models import (
+    ListModelResponse,
+    ListResponse,
+    ModelDetails,
+    ProcessModelResponse,
+    ProcessResponse,
+    ShowRequest,
+    ShowResponse,
+    VersionResponse,
+)
+from corral.api.parse import parse_body
+from corral.server.inference import resolve
+from corral.server.ndjson import json_response
+from corral.server.showfmt import format_parameters, render_modelfile
+from corral.server.state import ServerState
+from corral.store.models import LocalModel
+from corral.version import OLLAMA_VERSION
+
+# Go's zero time, as Ollama reports a model kept "forever" (keep_alive < 0): far in the future.
+FOREVER = 253402300799.0  # 9999-12-31T23:59:59Z
+
+
+def _state(request: Request) -> ServerState:
+    s: ServerState = request.app.state.corral
+    return s
+
+
+async def root(request: Request) -> Response:
+    return PlainTextResponse("Ollama is running")
+
+
+async def version(request: Request) -> Response:
+    return json_response(VersionResponse(version=OLLAMA_VERSION).to_wire())
+
+
+def _details(model: LocalModel) -> ModelDetails:
+    return ModelDetails(**model.details())
+
+
+async def tags(request: Request) -> Response:
+    state = _state(request)
+    models = [
+        ListModelResponse(name=m.short_name, model=m.short_name, modified_at=m.modified_at, size=m.size, digest=m.digest,
+                  details=_details(m))
+        for m in state.store.list()
+    ]
+    return json_response(ListResponse(models=models).to_wire())
+
+
+async def show(request: Request) -> Response:
+    state = _state(request)
+    req = parse_body(ShowRequest, await request.body())
+    model = resolve(state, req.model)
+    info: dict[str, Any] = {
+        "license": "\n".join(model.license),
+        "modelfile": render_modelfile(model),
+        "parameters": format_parameters(model.params),
+        "template": model.template if model.template is not None else (model.gguf().chat_template
+                                                                        if model.gguf() else "") or "",
+        "system": req.system or model.system or "",
+        "details": _details(model),
+        "messages": model.messages or None,
+        "model_info": model.model_info(verbose=req.verbose),
+        "tensors": model.tensors() if req.verbose else None,
+        "capabilities": model.capabilities(),
+        "modified_at": model.modified_at,
+    }
+    return json_response(ShowResponse(**info).to_wire())
+
+
+async def ps(request: Request) -> Response:
+    state = _state(request)
+    models = []
+    for entry in state.scheduler.ps():
+        expires = entry.expires_at if math.isfinite(entry.expires_at) else FOREVER
+        if entry.refs and math.isfinite(entry.keep_alive):
+            expires = time.time() + entry.keep_alive  # busy: counts from when it will go idle, at the soonest
+        models.append(ProcessModelResponse(
+            name=entry.model.name, model=entry.model.name, size=entry.size, digest=entry.model.digest,
+            details=ModelDetails(**entry.model.details), expires_at=expires, size_vram=0,
+            context_length=entry.spec.num_ctx))
+    return json_response(ProcessResponse(models=models).to_wire())
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/", root, methods=["GET", "HEAD"]),
+        Route("/api/version", version, methods=["GET", "HEAD"]),
+        Route("/api/tags", tags, methods=["GET", "HEAD"]),
+        Route("/api/show", show, methods=["POST"]),
+        Route("/api/ps", ps, methods=["GET"]),
+    ]

@@ -1,0 +1,71 @@
+"""What every route shares: settings, the store and the scheduler; and the glue between them."""
+
+from __future__ import annotations
+
+import datetime
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from corral.config import Settings
+from corral.scheduler.handle import RunnerSpec
+from corral.scheduler.memory import estimate_runner_bytes
+from corral.scheduler.scheduler import ModelRef, Scheduler
+from corral.store.models import LocalModel, Store
+
+
+@dataclass
+class ServerState:
+    settings: Settings
+    store: Store
+    scheduler: Scheduler
+    started: float = 0.0
+
+    def model_ref(self, model: LocalModel, spec: RunnerSpec) -> ModelRef:
+        meta = model.gguf()
+        kv = meta.kv if meta is not None else {}
+        weights = model.model_path.stat().st_size if model.model_path else 0
+        return ModelRef(name=model.short_name, digest=model.digest, details=model.details(),
+                        estimate_bytes=estimate_runner_bytes(weights, kv, spec.num_ctx, spec.num_parallel))
+
+    def runner_spec(self, model: LocalModel, load: dict[str, Any], *, embedding: bool = False) -> RunnerSpec:
+        """The runner a request needs: weights plus load options (a change of any of these reloads)."""
+        if model.model_path is None:
+            raise FileNotFoundError(model.short_name)
+        num_ctx = int(load.get("num_ctx") or self.settings.context_length)
+        meta = model.gguf()
+        n_train = int(meta.context_length) if meta is not None and meta.context_length else 0
+        if n_train:
+            num_ctx = min(num_ctx, n_train)  # Ollama caps num_ctx at the trained context
+        num_ctx = max(num_ctx, 4)
+        return RunnerSpec(
+            model_path=str(model.model_path),
+            num_ctx=num_ctx,
+            num_parallel=1 if embedding else self.settings.num_parallel,
+            num_batch=int(load.get("num_batch") or 512),
+            num_thread=int(load.get("num_thread") or 0),
+            use_mmap=bool(load.get("use_mmap", True)) if load.get("use_mmap") is not None else True,
+            adapters=tuple(str(p) for p in model.adapters),
+            embedding=embedding,
+        )
+
+
+def now_rfc3339() -> str:
+    """Go's time.Time JSON form (RFC 3339 with nanoseconds, trailing zeros trimmed), in UTC."""
+    ns = time.time_ns()
+    dt = datetime.datetime.fromtimestamp(ns // 1_000_000_000, tz=datetime.timezone.utc)
+    frac = f"{ns % 1_000_000_000:09d}".rstrip("0")
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
+
+
+def rfc3339(ts: float | datetime.datetime) -> str:
+    """A local-time RFC 3339 timestamp with offset, as Go prints modified_at and expires_at."""
+    if isinstance(ts, datetime.datetime):
+        dt = ts.astimezone()
+    else:
+        dt = datetime.datetime.fromtimestamp(ts).astimezone()
+    base = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    frac = f"{dt.microsecond:06d}".rstrip("0")
+    off = dt.strftime("%z")
+    offset = "Z" if off in ("+0000", "") else f"{off[:3]}:{off[3:]}"
+    return base + (f".{frac}" if frac else "") + offset
