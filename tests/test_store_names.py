@@ -22,7 +22,11 @@ from corral.store.names import ModelName
         ("registry.ollama.ai/library/smollm2:135m", "registry.ollama.ai/library/smollm2:135m", "smollm2:135m"),
         # The default parts are matched case-insensitively; the model's own case is kept.
         ("REGISTRY.Ollama.AI/Library/SmolLM2:135M", "REGISTRY.Ollama.AI/Library/SmolLM2:135M", "SmolLM2:135M"),
-        ("hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M", None, "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M"),
+        (
+            "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M",
+            None,
+            "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M",
+        ),
         ("deepseek-coder", None, "deepseek-coder:latest"),
         ("qwen2.5-coder:1.5b-instruct-q8_0", None, "qwen2.5-coder:1.5b-instruct-q8_0"),
         ("_under_/x_y:z_", None, "_under_/x_y:z_"),

@@ -51,7 +51,7 @@ def api_error(message: str) -> PydanticCustomError:
 class RequestModel(BaseModel):
     """A request body, decoded with Go's ``encoding/json`` rules (module docstring)."""
 
-    model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=False)
+    model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=True)
 
     @classmethod
     def _keys(cls) -> dict[str, str]:
@@ -60,9 +60,13 @@ class RequestModel(BaseModel):
         if keys is None:
             keys = {}
             for name, field in cls.model_fields.items():
-                keys[field.alias or name] = field.alias or name
+                wire = field.validation_alias if isinstance(field.validation_alias, str) else name
+                keys[wire] = wire
             for wire in list(keys):
                 keys.setdefault(wire.lower(), wire)
+            # Python callers may use field names (``from_``); JSON never does, so no case folding
+            for name in cls.model_fields:
+                keys.setdefault(name, name)
             _WIRE_KEYS[cls] = keys
         return keys
 
@@ -89,7 +93,7 @@ class RequestModel(BaseModel):
 class ResponseModel(BaseModel):
     """A response body. Build it with keyword arguments; serialise with ``to_wire()``/``dumps``."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid")
 
     def to_wire(self) -> dict[str, Any]:  # pragma: no cover - every subclass overrides
         raise NotImplementedError
@@ -155,7 +159,7 @@ class InferenceRequest(RequestModel):
     think: bool | str | None = None
     truncate: bool = True
     shift: bool = True
-    debug_render_only: bool = Field(default=False, alias="_debug_render_only")
+    debug_render_only: bool = Field(default=False, validation_alias="_debug_render_only")
     logprobs: bool = False
     top_logprobs: int = 0
 

@@ -48,7 +48,7 @@ class ChatResponse(Metrics):
     message: Message = Field(default_factory=_assistant)
     done: bool = False
     done_reason: str = ""
-    debug_info: DebugInfo | None = Field(default=None, alias="_debug_info")
+    debug_info: DebugInfo | None = None
     logprobs: list[Logprob] | None = None
 
     def to_wire(self) -> dict[str, Any]:

@@ -98,9 +98,7 @@ class InternalError(APIError):
 class ServerBusy(APIError):
     status = 503
 
-    def __init__(
-        self, message: str = "server busy, please try again.  maximum pending requests exceeded"
-    ) -> None:
+    def __init__(self, message: str = "server busy, please try again.  maximum pending requests exceeded") -> None:
         super().__init__(message)
 
 

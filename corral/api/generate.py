@@ -49,7 +49,7 @@ class GenerateResponse(Metrics):
     done_reason: str = ""
     context: list[int] | None = None
     tool_calls: list[ToolCall] | None = None
-    debug_info: DebugInfo | None = Field(default=None, alias="_debug_info")
+    debug_info: DebugInfo | None = None
     logprobs: list[Logprob] | None = None
     image: str = ""
     completed: int = 0

@@ -39,9 +39,7 @@ def _check_base64(value: str) -> str:
     try:
         base64.b64decode(value.replace("\r", "").replace("\n", ""), validate=True)
     except (binascii.Error, ValueError):
-        raise PydanticCustomError(
-            EXPECTED_TYPE_ERROR, "expected {expected}", {"expected": "base64 string"}
-        ) from None
+        raise PydanticCustomError(EXPECTED_TYPE_ERROR, "expected {expected}", {"expected": "base64 string"}) from None
     return value
 
 
@@ -103,7 +101,7 @@ PropertyType = str | list[str]
 class ToolProperty(RequestModel):
     """One JSON-Schema property of a tool parameter (the subset Ollama keeps)."""
 
-    any_of: list[ToolProperty] | None = Field(default=None, alias="anyOf")
+    any_of: list[ToolProperty] | None = Field(default=None, validation_alias="anyOf")
     type: PropertyType | None = None
     items: Any = None
     description: str = ""
@@ -130,7 +128,7 @@ class ToolProperty(RequestModel):
 
 class ToolFunctionParameters(RequestModel):
     type: str = ""
-    defs: Any = Field(default=None, alias="$defs")
+    defs: Any = Field(default=None, validation_alias="$defs")
     items: Any = None
     required: list[str] | None = None
     properties: dict[str, ToolProperty] | None = None
@@ -143,9 +141,7 @@ class ToolFunctionParameters(RequestModel):
             out["items"] = self.items
         put(out, "required", self.required)
         # no omitempty on properties in Ollama: an absent map is written as null
-        out["properties"] = (
-            None if self.properties is None else {k: v.to_wire() for k, v in self.properties.items()}
-        )
+        out["properties"] = None if self.properties is None else {k: v.to_wire() for k, v in self.properties.items()}
         return out
 
 

@@ -83,7 +83,7 @@ class CreateRequest(_NamedRequest):
     stream: bool = True
     quantize: str = ""
     quantization: str = ""  # deprecated spelling of quantize
-    from_: str = Field(default="", alias="from")
+    from_: str = Field(default="", validation_alias="from")
     remote_host: str = ""
     files: dict[str, str] | None = None
     adapters: dict[str, str] | None = None

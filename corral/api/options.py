@@ -63,9 +63,7 @@ OPTION_TYPES: dict[str, OptionType] = {
     "stop": "strings",
 }
 
-LOAD_OPTIONS = frozenset(
-    {"num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread", "draft_num_predict"}
-)
+LOAD_OPTIONS = frozenset({"num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread", "draft_num_predict"})
 RUNTIME_OPTIONS = frozenset(OPTION_TYPES) - LOAD_OPTIONS
 
 DEPRECATED_OPTIONS = frozenset(

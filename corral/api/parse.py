@@ -70,11 +70,27 @@ def parse_json(body: bytes) -> Any:
     if not text.strip():
         raise missing_body()
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise BadRequest(f"invalid JSON: line {exc.lineno} column {exc.colno}") from None
+    except _NonStandardConstant as exc:
+        # Python accepts NaN/Infinity, JSON (and Go) do not; report where the token first appears
+        before = text[: max(text.find(exc.token), 0)]
+        line = before.count("\n") + 1
+        column = len(before) - (before.rfind("\n") + 1) + 1
+        raise BadRequest(f"invalid JSON: line {line} column {column}") from None
     except RecursionError:
         raise BadRequest("invalid JSON: line 1 column 1") from None
+
+
+class _NonStandardConstant(ValueError):
+    def __init__(self, token: str) -> None:
+        super().__init__(token)
+        self.token = token
+
+
+def _reject_constant(token: str) -> Any:
+    raise _NonStandardConstant(token)
 
 
 def parse_body(model_cls: type[M], body: bytes) -> M:

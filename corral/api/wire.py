@@ -26,7 +26,6 @@ import re
 import struct
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 from typing import Any
 
 __all__ = [
@@ -70,20 +69,35 @@ _F32_1E21 = _to_f32(1e21)
 
 def _shortest_f32_digits(value: float) -> str:
     """Shortest decimal (as ``%e`` text) that reads back as the same float32."""
-    # Go finds this with Ryu; trying 1..9 significant digits gives the same answer because
-    # float32 needs at most 9. Start near the common case (7-8 digits) to keep embeddings fast.
-    for precision in (6, 7, 8):
-        text = f"{value:.{precision}e}"
-        if _to_f32(float(text)) == value:
-            # a shorter form may also round-trip; walk down while it does
-            best = text
-            for shorter in range(precision - 1, -1, -1):
-                candidate = f"{value:.{shorter}e}"
-                if _to_f32(float(candidate)) != value:
-                    break
-                best = candidate
-            return best
+    # Go finds this with Ryu; searching 1..9 significant digits gives the same digits because a
+    # float32 never needs more than 9. Most values need 8 or 9, so start at 7 and go up; only
+    # when 7 already works is a shorter form possible.
+    text = f"{value:.6e}"
+    if _to_f32(float(text)) == value:
+        for precision in range(5, -1, -1):
+            candidate = f"{value:.{precision}e}"
+            if _to_f32(float(candidate)) != value:
+                break
+            text = candidate
+        return text
+    text = f"{value:.7e}"
+    if _to_f32(float(text)) == value:
+        return text
     return f"{value:.8e}"
+
+
+def _split_digits(text: str) -> tuple[bool, str, int]:
+    """``"-1.25e-07"`` or ``"-0.000125"`` -> (negative, significant digits, decimal exponent)."""
+    negative = text.startswith("-")
+    text = text.lstrip("-")
+    mantissa, _, exp_text = text.partition("e")
+    exponent = int(exp_text) if exp_text else 0
+    whole, _, frac = mantissa.partition(".")
+    digits = (whole + frac).lstrip("0")
+    # position of the first significant digit relative to the decimal point
+    exponent += len(whole) - 1 - (len(whole + frac) - len(digits))
+    digits = digits.rstrip("0")
+    return negative, digits or "0", exponent
 
 
 def format_go_float(value: float, bits: int = 64) -> str:
@@ -93,27 +107,31 @@ def format_go_float(value: float, bits: int = 64) -> str:
         raise ValueError(f"json: unsupported value: {value!r}")
     if bits == 32:
         value = _to_f32(value)
-        digits = _shortest_f32_digits(value) if value != 0 else repr(value)
+        if not value:
+            return "-0" if math.copysign(1.0, value) < 0 else "0"
+        low, high = _F32_1E_6, _F32_1E21  # Go compares in float32: float32(1e-6) is not below itself
+        text = _shortest_f32_digits(value)
     else:
-        digits = repr(value)
+        low, high = 1e-6, 1e21
+        text = repr(value)
+        # repr already is Go's text between 1e-4 and 1e16, but for the ".0" of whole numbers
+        if "e" not in text:
+            return text[:-2] if text.endswith(".0") else text
     magnitude = abs(value)
-    # Go compares in the value's own precision: float32(1e-6) is not below float32(1e-6)
-    low, high = (_F32_1E_6, _F32_1E21) if bits == 32 else (1e-6, 1e21)
-    use_exponent = magnitude != 0 and (magnitude < low or magnitude >= high)
-    dec = Decimal(digits).normalize()
-    if not use_exponent:
-        text = format(dec, "f")
-        return text
-    sign, mantissa_digits, exponent = dec.as_tuple()
-    assert isinstance(exponent, int)
-    mantissa = "".join(str(d) for d in mantissa_digits)
-    exp10 = exponent + len(mantissa) - 1
-    head = mantissa[0] + ("." + mantissa[1:] if len(mantissa) > 1 else "")
-    # Go writes at least two exponent digits (e+21, e-07) then json trims "e-07" to "e-7".
+    negative, digits, exp10 = _split_digits(text)
+    sign = "-" if negative else ""
+    if low <= magnitude < high:
+        if exp10 >= len(digits) - 1:
+            return sign + digits + "0" * (exp10 - len(digits) + 1)
+        if exp10 >= 0:
+            return sign + digits[: exp10 + 1] + "." + digits[exp10 + 1 :]
+        return sign + "0." + "0" * (-exp10 - 1) + digits
+    head = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    # Go writes at least two exponent digits (e+21, e-07), then its JSON encoder trims e-07 to e-7
     exp_text = f"{abs(exp10):02d}"
     if exp10 < 0 and exp_text.startswith("0"):
         exp_text = exp_text[1:]
-    return ("-" if sign else "") + head + ("e-" if exp10 < 0 else "e+") + exp_text
+    return sign + head + ("e-" if exp10 < 0 else "e+") + exp_text
 
 
 def _encode_str(text: str) -> str:

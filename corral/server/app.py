@@ -50,7 +50,7 @@ def _startup(state: ServerState) -> None:
         from corral.store.bundled import ensure_bundled
 
         try:
-            imported = ensure_bundled(state.store, cache_dir=settings.models.parent / "corral-cache")
+            imported = ensure_bundled(state.store)
             if imported:
                 log.info("imported bundled models: %s", ", ".join(imported))
         except Exception as exc:  # a broken optional package must not stop the server
@@ -94,9 +94,9 @@ def create_app(settings: Settings | None = None, *, state: ServerState | None = 
                     exception_handlers={APIError: _api_error, HTTPException: _http_error,
                                         Exception: _internal_error})
     app.state.corral = state
-    wrapped: ASGIApp = CORSMiddleware(app, extra_origins=settings.origins)
-    wrapped = HostGuardMiddleware(wrapped, bind_host=settings.host)
-    return wrapped
+    # CORS outside the host guard, as Ollama orders them: a browser's preflight gets its Access-Control
+    # headers before the guard looks at the Host.
+    return CORSMiddleware(HostGuardMiddleware(app, bind_host=settings.host), extra_origins=settings.origins)
 
 
 def serve(settings: Settings) -> None:

@@ -105,8 +105,7 @@ class CORSMiddleware:
                 raise ValueError(f"invalid CORS origin {origin!r}: only one * is allowed")
             if "*" not in origin and not origin.startswith(_SCHEMES):
                 raise ValueError(
-                    f"invalid CORS origin {origin!r}: origins must contain '*' or include "
-                    + ",".join(_SCHEMES)
+                    f"invalid CORS origin {origin!r}: origins must contain '*' or include " + ",".join(_SCHEMES)
                 )
         self.origins = origins
         self.allow_all = "*" in origins
@@ -134,11 +133,7 @@ class CORSMiddleware:
         for prefix, suffix in self.wildcards:
             if (not prefix and origin.endswith(suffix)) or (not suffix and origin.startswith(prefix)):
                 return True
-            if (
-                origin.startswith(prefix)
-                and origin.endswith(suffix)
-                and len(origin) >= len(prefix) + len(suffix)
-            ):
+            if origin.startswith(prefix) and origin.endswith(suffix) and len(origin) >= len(prefix) + len(suffix):
                 return True
         return False
 

@@ -49,9 +49,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Go's netip.Addr.IsPrivate: RFC 1918 and RFC 4193 only (Python's is_private is much wider)
-_PRIVATE = tuple(
-    ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
-)
+_PRIVATE = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"))
 _LOCAL_TLDS = (".localhost", ".local", ".internal")
 
 

@@ -187,9 +187,7 @@ class BlobStore:
                 w.write(chunk)
             return w.commit()
 
-    def import_file(
-        self, src: str | Path, *, link: bool = True, digest: str | None = None
-    ) -> tuple[str, int]:
+    def import_file(self, src: str | Path, *, link: bool = True, digest: str | None = None) -> tuple[str, int]:
         """Bring a file into the store; return (``sha256:<hex>``, size).
 
         The file is hashed unless ``digest`` is given (the caller vouches for it: bundled import
@@ -234,6 +232,4 @@ class BlobStore:
         """Digests of every well-named blob present."""
         if not self.root.is_dir():
             return []
-        return sorted(
-            "sha256:" + p.name[len("sha256-") :] for p in self.root.iterdir() if is_blob_filename(p.name)
-        )
+        return sorted("sha256:" + p.name[len("sha256-") :] for p in self.root.iterdir() if is_blob_filename(p.name))

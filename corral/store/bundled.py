@@ -28,9 +28,19 @@ from typing import Any
 
 from corral.store.blobs import hash_file
 from corral.store.create import create_from_gguf
+from corral.store.errors import StoreError
 from corral.store.models import Store
 
-__all__ = ["BUNDLED", "GEMMA3_TEMPLATE", "BundledModel", "ensure_bundled", "installed_bundled"]
+__all__ = [
+    "BUNDLED",
+    "GEMMA3_TEMPLATE",
+    "BundledModel",
+    "cached_digest",
+    "default_cache_dir",
+    "ensure_bundled",
+    "import_bundled",
+    "installed_bundled",
+]
 
 log = logging.getLogger(__name__)
 
@@ -280,20 +290,39 @@ def installed_bundled() -> list[str]:
     return [name for name, spec in BUNDLED.items() if spec.is_installed()]
 
 
-def ensure_bundled(store: Store, *, cache_dir: str | Path, names: Iterable[str] | None = None) -> list[str]:
-    """Import each installed bundled model that the store lacks; return the names imported."""
-    cache = Path(cache_dir)
+def default_cache_dir(store: Store) -> Path:
+    """``<models root>/.corral-cache``: on the store's filesystem, so the assembled gemma file is
+    hard-linked rather than copied; outside ``blobs/`` and ``manifests/``, so Ollama ignores it."""
+    return store.root / ".corral-cache"
+
+
+def ensure_bundled(
+    store: Store, *, cache_dir: str | Path | None = None, names: Iterable[str] | None = None
+) -> list[str]:
+    """Import each installed bundled model that the store lacks; return the names imported.
+
+    A model that cannot be imported (a chunk package missing, a read error) is logged and
+    skipped: a bundled model is a convenience and must not stop the server from starting.
+    """
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(store)
     imported: list[str] = []
     for name in names if names is not None else BUNDLED:
-        spec = BUNDLED[name]
-        if not spec.is_installed():
-            continue
-        if store.existing_name(name) is not None:
-            continue  # never overwrite, whoever put it there
-        path, digest = spec.locate(cache)
+        if import_bundled(store, BUNDLED[name], cache_dir=cache):
+            imported.append(name)
+    return imported
+
+
+def import_bundled(store: Store, spec: BundledModel, *, cache_dir: Path) -> bool:
+    """Import one bundled model unless the store has that name; True if it was imported."""
+    if not spec.is_installed():
+        return False
+    if store.existing_name(spec.name) is not None:
+        return False  # never overwrite, whoever put it there
+    try:
+        path, digest = spec.locate(cache_dir)
         create_from_gguf(
             store,
-            name,
+            spec.name,
             path,
             template=spec.template,
             params=spec.params,
@@ -302,6 +331,8 @@ def ensure_bundled(store: Store, *, cache_dir: str | Path, names: Iterable[str] 
             overwrite=False,
             digest=digest,
         )
-        imported.append(name)
-        log.info("imported bundled model %s", name)
-    return imported
+    except (OSError, ValueError, ImportError, StoreError) as e:
+        log.warning("could not import bundled model %s: %s", spec.name, e)
+        return False
+    log.info("imported bundled model %s", spec.name)
+    return True

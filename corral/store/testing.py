@@ -1,9 +1,12 @@
 """Helpers for tests that need a populated store (plain functions, not pytest fixtures).
 
 ``make_temp_store(tmp_path)`` imports the bundled models into a fresh store under ``tmp_path`` with
-hard links, so it costs milliseconds and no disk: the weights are the package files themselves.
-The gemma GGUF is assembled once per machine into a shared cache (``CORRAL_TEST_CACHE``, default
-``$TMPDIR/corral-test-cache-<uid>``), and its digest is cached beside it.
+hard links, so it costs milliseconds and no disk.  The links point into a per-machine cache
+(``CORRAL_TEST_CACHE``, default ``$TMPDIR/corral-test-cache-<uid>``), never at the installed package
+files: the gemma GGUF is assembled there once, and the smollm2 GGUF is copied there once.  So a
+test that damages a blob in place (``write_bytes`` on a blob path writes through the shared inode)
+damages only the cache copy, and the next ``make_temp_store`` notices the changed file by its
+mtime, re-hashes it and restores it.  Tests should still replace blobs rather than edit them.
 
 ``write_gguf`` writes tiny synthetic GGUF files (header and zero-filled tensors) for tests of the
 reader and of capabilities (embedding models, vision keys) that no bundled model covers.
@@ -11,14 +14,16 @@ reader and of capabilities (embedding models, vision keys) that no bundled model
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 import struct
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from corral.store.bundled import ensure_bundled
+from corral.store.bundled import BUNDLED, BundledModel, cached_digest, import_bundled
 from corral.store.gguf import ValueType
 from corral.store.models import LocalModel, Store
 
@@ -33,12 +38,34 @@ def default_cache_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"corral-test-cache-{uid}"
 
 
+def _staged(spec: BundledModel) -> BundledModel:
+    """``spec`` with its GGUF served from a copy in the cache dir, not from the package."""
+    if spec.name != "smollm2:135m":
+        return spec  # gemma's GGUF already lives in the cache dir (assembled there)
+
+    def locate(cache_dir: Path) -> tuple[Path, str | None]:
+        source, digest = spec.locate(cache_dir)
+        staged = cache_dir / f"staged-{source.name}"
+        if not staged.exists() or cached_digest(cache_dir, staged) != digest:
+            fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".staging-")
+            os.close(fd)
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, staged)
+            cached_digest(cache_dir, staged, known=digest)
+        return staged, digest
+
+    return dataclasses.replace(spec, locate=locate)
+
+
 def make_temp_store(
     tmp_path: str | Path, *, names: Iterable[str] | None = None, cache_dir: str | Path | None = None
 ) -> Store:
     """A store at ``tmp_path/models`` holding the installed bundled models (hard-linked)."""
     store = Store(Path(tmp_path) / "models")
-    ensure_bundled(store, cache_dir=cache_dir or default_cache_dir(), names=names)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    for name in names if names is not None else BUNDLED:
+        import_bundled(store, _staged(BUNDLED[name]), cache_dir=cache)
     return store
 
 

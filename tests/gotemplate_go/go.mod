@@ -1,0 +1,3 @@
+module corral.test/gotemplate
+
+go 1.19
