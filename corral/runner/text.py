@@ -38,9 +38,10 @@ class Utf8Assembler:
         return buf[:cut].decode("utf-8", errors="replace")
 
     def flush(self) -> str:
-        out = self._pending.decode("utf-8", errors="replace")
+        """End of generation: held bytes are an unfinished character (the limit cut it); drop them
+        rather than show U+FFFD."""
         self._pending = b""
-        return out
+        return ""
 
 
 class StopMatcher:

@@ -17,6 +17,7 @@ from corral.prompt.gotemplate.gofmt import format_value, sprint, sprintf, sprint
 from corral.prompt.gotemplate.values import (
     INVALID,
     Boxed,
+    Byte,
     GoList,
     GoMap,
     GoStruct,
@@ -191,7 +192,7 @@ def _index(item: Any, *indexes: Any) -> Any:
             x = _index_arg(index, len(data))
             if x == len(data):  # Go 1.23 lets reflect panic here
                 raise FuncError("reflect: string index out of range")
-            item = data[x]  # a byte (uint8), printed as a number like Go does
+            item = Byte(data[x])
         elif isinstance(item, (list, tuple)):
             x = _index_arg(index, len(item))
             if x == len(item):

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from corral.prompt.gotemplate.lexer import go_quote
-from corral.prompt.gotemplate.values import GoStruct, go_type_name, sorted_keys, stringer_of
+from corral.prompt.gotemplate.values import Byte, GoStruct, go_type_name, sorted_keys, stringer_of
 
 # --- floats ---------------------------------------------------------------------------------------------
 
@@ -156,7 +156,7 @@ def _fmt_int(n: int, verb: str, fl: _Flags) -> str:
     elif verb == "q":
         return _pad(_quote_rune(n), fl)
     elif verb == "U":
-        out = f"U+{n:04X}"
+        out = f"U+{n % (1 << 64):04X}"
         if fl.sharp and 0 <= n <= 0x10FFFF and chr(n).isprintable():
             out += f" '{chr(n)}'"
         return _pad(out, fl)
@@ -195,13 +195,18 @@ def _fmt_float(f: float, verb: str, fl: _Flags) -> str:
     if verb == "v":
         verb = "g"
     if verb in "xX":
-        return _pad(_hex_float(f, verb == "X", fl), fl)
+        out = _hex_float(f, verb == "X", fl)
+        if fl.sharp and math.isfinite(f):
+            out = _sharp_float(out, verb, -1 if fl.prec is None else fl.prec)
+        return _pad(out, fl)
     if verb not in "eEfFgG":
         return _bad_verb(verb, f, fl)
     prec = -1 if fl.prec is None else fl.prec
     if verb in "eEfF" and prec < 0:
         prec = 6
     out = format_float(f, "f" if verb == "F" else verb, prec)
+    if fl.sharp and math.isfinite(f):
+        out = _sharp_float(out, verb, prec)
     if fl.plus and not out.startswith(("-", "+")):
         out = "+" + out
     elif fl.space and not out.startswith(("-", "+")):
@@ -211,6 +216,35 @@ def _fmt_float(f: float, verb: str, fl: _Flags) -> str:
     if math.isinf(f) or math.isnan(f):
         return _pad(out, fl, zero_ok=False)
     return _pad(out, fl)
+
+
+def _sharp_float(num: str, verb: str, prec: int) -> str:
+    """The # flag on floats: always a decimal point, and %g/%x keep trailing zeros (Go's fmtFloat)."""
+    digits = (6 if prec == -1 else prec) if verb in "gGx" else 0
+    sign = num[0] if num[:1] in "+-" else ""
+    body = num[len(sign) :]
+    tail = ""
+    has_point = False
+    seen_nonzero = False
+    kept = []
+    for i, ch in enumerate(body):
+        if ch == ".":
+            has_point = True
+        elif ch in "pP" or (ch in "eE" and verb not in "xX"):
+            tail = body[i:]
+            break
+        else:
+            if ch != "0":
+                seen_nonzero = True
+            if seen_nonzero:
+                digits -= 1
+        kept.append(ch)
+    out = "".join(kept)
+    if not has_point:
+        if out == "0":
+            digits -= 1
+        out += "."
+    return sign + out + "0" * max(digits, 0) + tail
 
 
 def _hex_float(f: float, upper: bool, fl: _Flags) -> str:
@@ -264,6 +298,8 @@ def format_value(v: Any, verb: str = "v", fl: _Flags | None = None, depth: int =
         return _bad_verb(verb, None)
     if verb == "T":
         return _pad(go_type_name(v), fl)
+    if fl.sharp_v:
+        return _pad(_go_syntax(v, depth), fl)
     stringer = stringer_of(v)
     if stringer is not None and verb in "vsxXq" and not fl.sharp_v:
         return _fmt_str(stringer(v), verb, fl)
@@ -294,6 +330,32 @@ def format_value(v: Any, verb: str = "v", fl: _Flags | None = None, depth: int =
     if callable(v):
         return _bad_verb(verb, v) if verb != "v" else "0x0"
     return _pad(str(v), fl)
+
+
+def _go_syntax(v: Any, depth: int) -> str:
+    """%#v: a Go-syntax representation (composite literals for slices, maps and structs)."""
+    if v is None:
+        return "interface {}(nil)" if depth > 0 else "<nil>"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, Byte):
+        return f"0x{v:x}"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return format_float(v)
+    if isinstance(v, str):
+        return go_quote(v)
+    typ = go_type_name(v)
+    if isinstance(v, (list, tuple)):
+        return typ + "{" + ", ".join(_go_syntax(e, depth + 1) for e in v) + "}"
+    if isinstance(v, dict):
+        items = (f"{_go_syntax(k, depth + 1)}:{_go_syntax(v[k], depth + 1)}" for k in sorted_keys(v))
+        return typ + "{" + ", ".join(items) + "}"
+    if isinstance(v, GoStruct):
+        fields = ", ".join(f"{f.name}:{_go_syntax(v.values.get(f.name), depth + 1)}" for f in v.fields)
+        return ("&" + typ[1:] if typ.startswith("*") else typ) + "{" + fields + "}"
+    return format_value(v)
 
 
 def sprint(*args: Any) -> str:

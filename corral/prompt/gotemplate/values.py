@@ -140,6 +140,10 @@ class GoMap(dict[str, Any]):
         self.stringer = stringer
 
 
+class Byte(int):
+    """A Go uint8, as ``index`` yields from a string."""
+
+
 def unbox(v: Any) -> Any:
     """The concrete value Go passes for an ``any`` parameter: Boxed unwrapped, INVALID as nil."""
     if isinstance(v, Boxed):
@@ -166,6 +170,8 @@ def go_type_name(v: Any) -> str:
         return "<nil>"
     if isinstance(v, bool):
         return "bool"
+    if isinstance(v, Byte):
+        return "uint8"
     if isinstance(v, int):
         return "int"
     if isinstance(v, float):
