@@ -67,3 +67,9 @@ def test_stop_matcher_random_chunking_matches_reference() -> None:
         chunks = [source[a:b] for a, b in zip([0, *cuts], [*cuts, len(source)], strict=True)]
         text, stopped = _run_stop(chunks, ["<END>"])
         assert stopped and text == "The quick brown fox "
+
+
+def test_utf8_assembler_drops_bytes_that_never_form_a_character() -> None:
+    asm = Utf8Assembler()
+    assert asm.push(b"a\xe8") == "a"
+    assert asm.push("？".encode()) == "？"

@@ -35,7 +35,9 @@ class Utf8Assembler:
         buf = self._pending + data
         cut = _utf8_complete_prefix(buf)
         self._pending = buf[cut:]
-        return buf[:cut].decode("utf-8", errors="replace")
+        # Bytes that can never form a character (a sampled lead byte followed by an unrelated token) are
+        # dropped: U+FFFD in an answer helps nobody, and the tokens themselves stay in `context`.
+        return buf[:cut].decode("utf-8", errors="ignore")
 
     def flush(self) -> str:
         """End of generation: held bytes are an unfinished character (the limit cut it); drop them

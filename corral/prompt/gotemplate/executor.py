@@ -228,9 +228,7 @@ class _State:
         if self.depth >= MAX_EXEC_DEPTH:
             raise self.errorf(f"exceeded maximum template depth ({MAX_EXEC_DEPTH})")
         dot = self.eval_pipeline(dot, node.pipe)
-        child = _State(
-            self.text, self.trees, self.funcs, node.name, self.out, dot, self.depth + 1, self.parse_name
-        )
+        child = _State(self.text, self.trees, self.funcs, node.name, self.out, dot, self.depth + 1, self.parse_name)
         child.walk(dot, tree)
 
     def print_value(self, node: Node, val: Any) -> None:
@@ -356,18 +354,14 @@ class _State:
             return Boxed(None)
         raise self.errorf(f"can't evaluate field {name} in type {typ}")
 
-    def eval_function(
-        self, dot: Any, node: IdentifierNode, cmd: Node, args: list[Node] | None, final: Any
-    ) -> Any:
+    def eval_function(self, dot: Any, node: IdentifierNode, cmd: Node, args: list[Node] | None, final: Any) -> Any:
         self.at(node)
         fn = self.funcs.get(node.ident)
         if fn is None:
             raise self.errorf(f"{go_quote(node.ident)} is not a defined function")
         return self.eval_call(dot, fn, cmd, node.ident, args, final)
 
-    def eval_call(
-        self, dot: Any, fn: Func, node: Node, name: str, args: list[Node] | None, final: Any
-    ) -> Any:
+    def eval_call(self, dot: Any, fn: Func, node: Node, name: str, args: list[Node] | None, final: Any) -> Any:
         call_args = args[1:] if args else []
         has_final = final is not _MISSING
         num_in = len(call_args) + (1 if has_final else 0)
@@ -375,9 +369,7 @@ class _State:
         if fn.variadic:
             num_fixed = nparams - 1
             if num_in < num_fixed:
-                raise self.errorf(
-                    f"wrong number of args for {name}: want at least {num_fixed} got {len(call_args)}"
-                )
+                raise self.errorf(f"wrong number of args for {name}: want at least {num_fixed} got {len(call_args)}")
         else:
             num_fixed = len(call_args)
             if num_in != nparams:

@@ -316,8 +316,7 @@ def format_value(v: Any, verb: str = "v", fl: _Flags | None = None, depth: int =
         return "[" + inner + "]"
     if isinstance(v, dict):
         items = [
-            format_value(k, verb, fl, depth + 1) + ":" + format_value(v[k], verb, fl, depth + 1)
-            for k in sorted_keys(v)
+            format_value(k, verb, fl, depth + 1) + ":" + format_value(v[k], verb, fl, depth + 1) for k in sorted_keys(v)
         ]
         return "map[" + " ".join(items) + "]"
     if isinstance(v, GoStruct):

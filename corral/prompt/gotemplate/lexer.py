@@ -7,7 +7,6 @@ Positions are offsets in the Python string (code points); error messages convert
 
 from __future__ import annotations
 
-import bisect
 import enum
 import unicodedata
 from dataclasses import dataclass
@@ -148,45 +147,65 @@ class LexError(Exception):
 
 
 class Lexer:
-    """Scans template text into tokens; see `tokenize`."""
+    """Scans template text into tokens; see `tokenize`.
+
+    Line numbers are tracked the way Go's lexer tracks them (newlines inside comments are not counted, a Go
+    quirk) because parse errors report them.
+    """
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.newlines = [i for i, ch in enumerate(text) if ch == "\n"]
         self.pos = 0
         self.start = 0
+        self.line = 1
+        self.start_line = 1
+        self.at_eof = False
         self.tokens: list[Token] = []
         self.paren_depth = 0
 
-    # --- helpers -------------------------------------------------------------------------------------
+    # --- helpers (Go's next/backup/peek/emit/ignore) -----------------------------------------------
     def peek(self) -> str:
         return self.text[self.pos] if self.pos < len(self.text) else ""
 
     def next(self) -> str:
-        ch = self.peek()
-        if ch:
-            self.pos += 1
+        if self.pos >= len(self.text):
+            self.at_eof = True
+            return ""
+        ch = self.text[self.pos]
+        self.pos += 1
+        if ch == "\n":
+            self.line += 1
         return ch
 
-    def line_at(self, pos: int) -> int:
-        return 1 + bisect.bisect_left(self.newlines, pos)
+    def backup(self) -> None:
+        if not self.at_eof and self.pos > 0:
+            self.pos -= 1
+            if self.text[self.pos] == "\n":
+                self.line -= 1
+
+    def this_item(self, typ: T) -> Token:
+        tok = Token(typ, self.start, self.text[self.start : self.pos], self.start_line)
+        self.start = self.pos
+        self.start_line = self.line
+        return tok
 
     def emit(self, typ: T) -> None:
-        self.tokens.append(Token(typ, self.start, self.text[self.start : self.pos], self.line_at(self.start)))
-        self.start = self.pos
+        self.tokens.append(self.this_item(typ))
 
     def ignore(self) -> None:
+        self.line += self.text.count("\n", self.start, self.pos)
         self.start = self.pos
+        self.start_line = self.line
 
     def error(self, msg: str) -> LexError:
-        self.tokens.append(Token(T.ERROR, self.start, msg, self.line_at(self.start)))
+        self.tokens.append(Token(T.ERROR, self.start, msg, self.start_line))
         return LexError(msg)
 
     def accept(self, valid: str) -> bool:
-        ch = self.peek()
+        ch = self.next()
         if ch and ch in valid:
-            self.pos += 1
             return True
+        self.backup()
         return False
 
     def accept_run(self, valid: str) -> None:
@@ -210,6 +229,11 @@ class Lexer:
             return True
         return self.text.startswith(RIGHT_DELIM, self.pos)
 
+    def skip_leading_space(self, at: int) -> int:
+        while at < len(self.text) and self.text[at] in SPACE_CHARS:
+            at += 1
+        return at
+
     # --- states --------------------------------------------------------------------------------------
     def run(self) -> list[Token]:
         try:
@@ -231,8 +255,9 @@ class Lexer:
         if x < 0:
             self.pos = len(self.text)
             if self.pos > self.start:
+                self.line += self.text.count("\n", self.start, self.pos)
                 self.emit(T.TEXT)
-            self.tokens.append(Token(T.EOF, self.pos, "", self.line_at(self.pos)))
+            self.emit(T.EOF)
             return False
         if x > self.pos:
             self.pos = x
@@ -241,10 +266,12 @@ class Lexer:
                 chunk = self.text[self.start : self.pos]
                 trim = len(chunk) - len(chunk.rstrip(SPACE_CHARS))
             self.pos -= trim
-            if self.pos > self.start:
-                self.emit(T.TEXT)
+            self.line += self.text.count("\n", self.start, self.pos)
+            tok = self.this_item(T.TEXT)
             self.pos += trim
             self.ignore()
+            if tok.val:
+                self.tokens.append(tok)
         return True
 
     def lex_left_delim(self) -> bool:
@@ -257,7 +284,7 @@ class Lexer:
             self.ignore()
             self.lex_comment()
             return False
-        self.tokens.append(Token(T.LEFT_DELIM, self.start, LEFT_DELIM, self.line_at(self.start)))
+        self.tokens.append(self.this_item(T.LEFT_DELIM))
         self.pos += after
         self.ignore()
         self.paren_depth = 0
@@ -268,21 +295,17 @@ class Lexer:
         x = self.text.find(RIGHT_COMMENT, self.pos)
         if x < 0:
             raise self.error("unclosed comment")
-        self.pos = x + len(RIGHT_COMMENT)
+        self.pos = x + len(RIGHT_COMMENT)  # like Go, without counting the comment's newlines
         delim, trim = self.at_right_delim()
         if not delim:
             raise self.error("comment ends before closing delimiter")
+        self.this_item(T.COMMENT)
         if trim:
             self.pos += 2
         self.pos += len(RIGHT_DELIM)
         if trim:
             self.pos = self.skip_leading_space(self.pos)
         self.ignore()
-
-    def skip_leading_space(self, at: int) -> int:
-        while at < len(self.text) and self.text[at] in SPACE_CHARS:
-            at += 1
-        return at
 
     def lex_right_delim(self, trim: bool) -> None:
         if trim:
@@ -306,7 +329,7 @@ class Lexer:
         if ch == "":
             raise self.error("unclosed action")
         if ch in SPACE_CHARS:
-            self.pos -= 1
+            self.backup()
             self.lex_space()
         elif ch == "=":
             self.emit(T.ASSIGN)
@@ -327,10 +350,10 @@ class Lexer:
         elif ch == "." and self.peek() != "" and not "0" <= self.peek() <= "9":
             self.lex_field_or_variable(T.FIELD)
         elif ch in "+-." or "0" <= ch <= "9":
-            self.pos -= 1
+            self.backup()
             self.lex_number()
         elif is_alnum(ch):
-            self.pos -= 1
+            self.backup()
             self.lex_identifier()
         elif ch == "(":
             self.paren_depth += 1
@@ -349,22 +372,25 @@ class Lexer:
     def lex_space(self) -> None:
         spaces = 0
         while self.peek() != "" and self.peek() in SPACE_CHARS:
-            self.pos += 1
+            self.next()
             spaces += 1
         # A space followed by "-}}" belongs to the closing trim marker, not to the pipeline.
         p = self.pos - 1
         if self.text.startswith(TRIM_MARKER, p + 1) and self.text.startswith(RIGHT_DELIM, p + 2):
-            self.pos -= 1
+            self.backup()
             if spaces == 1:
                 return
         self.emit(T.SPACE)
 
     def lex_identifier(self) -> None:
-        while is_alnum(self.peek()):
-            self.pos += 1
+        while True:
+            ch = self.next()
+            if not is_alnum(ch):
+                self.backup()
+                break
         word = self.text[self.start : self.pos]
         if not self.at_terminator():
-            raise self.error(f"bad character {go_rune_repr(self.next())}")
+            raise self.error(f"bad character {go_rune_repr(ch)}")
         key = KEYWORDS.get(word)
         if key is not None and key > T.KEYWORD:
             self.emit(key)
@@ -385,10 +411,13 @@ class Lexer:
         if self.at_terminator():
             self.emit(T.VARIABLE if typ == T.VARIABLE else T.DOT)
             return
-        while is_alnum(self.peek()):
-            self.pos += 1
+        while True:
+            ch = self.next()
+            if not is_alnum(ch):
+                self.backup()
+                break
         if not self.at_terminator():
-            raise self.error(f"bad character {go_rune_repr(self.next())}")
+            raise self.error(f"bad character {go_rune_repr(ch)}")
         self.emit(typ)
 
     def lex_char(self) -> None:
@@ -436,7 +465,7 @@ class Lexer:
             self.accept_run("0123456789_")
         self.accept("i")
         if is_alnum(self.peek()):
-            self.pos += 1
+            self.next()
             return False
         return True
 

@@ -60,9 +60,7 @@ class _TokenSource:
 class _TreeParser:
     """Parses one tree (the main template, or one ``define``/``block`` body)."""
 
-    def __init__(
-        self, name: str, src: _TokenSource, trees: dict[str, ListNode], funcs: Collection[str]
-    ) -> None:
+    def __init__(self, name: str, src: _TokenSource, trees: dict[str, ListNode], funcs: Collection[str]) -> None:
         self.name = name
         self.src = src
         self.trees = trees
@@ -491,6 +489,8 @@ def _parse_go_float(text: str) -> float | None:
     sign = -1.0 if text.startswith("-") else 1.0
     try:
         if body[:2] in ("0x", "0X"):
+            if "p" not in body.lower():  # Go: a hexadecimal mantissa requires a 'p' exponent
+                return None
             return sign * float.fromhex(body.replace("_", ""))
         if body.lower() in ("inf", "infinity", "nan"):
             return None  # not reachable from the lexer, and not a template number
@@ -571,4 +571,3 @@ def parse_trees(text: str, funcs: Collection[str], name: str = "") -> dict[str, 
     root = main.parse_main()
     main.add(name, root)
     return trees
-

@@ -139,9 +139,7 @@ def _identifiers(node: Node, out: list[str]) -> None:
 
 
 def _mentions_tool_calls(pipe: PipeNode) -> bool:
-    return any(
-        isinstance(arg, FieldNode) and "ToolCalls" in arg.ident for cmd in pipe.cmds for arg in cmd.args
-    )
+    return any(isinstance(arg, FieldNode) and "ToolCalls" in arg.ident for cmd in pipe.cmds for arg in cmd.args)
 
 
 def _find_tool_call_if(nodes: list[Node]) -> IfNode | None:

@@ -97,9 +97,7 @@ class GoStruct:
         return f"GoStruct({self.type_name!r}, {self.values!r})"
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, GoStruct) and other.type_name == self.type_name and other.values == self.values
-        )
+        return isinstance(other, GoStruct) and other.type_name == self.type_name and other.values == self.values
 
     __hash__ = None  # type: ignore[assignment]
 
