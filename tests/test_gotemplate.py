@@ -256,6 +256,15 @@ def test_tool_calls_prefix() -> None:
     assert isinstance(rng.list.nodes[0], TextNode) and rng.list.nodes[0].text == "<call>"
 
 
+def test_find_and_nodes() -> None:
+    t = parse('{{ define "d" }}{{ .InDefine }}{{ end }}{{ range .Messages }}{{ .Content }}{{ end }}')
+    found = t.find(lambda n: isinstance(n, FieldNode) and n.ident == ["Content"])
+    assert isinstance(found, FieldNode) and found.pos == t.text.index(".Content")
+    fields = {tuple(n.ident) for n in t.nodes() if isinstance(n, FieldNode)}
+    assert fields == {("InDefine",), ("Messages",), ("Content",)}
+    assert t.find(lambda n: isinstance(n, FieldNode) and n.ident == ["InDefine"]) is None  # main tree only
+
+
 def test_ensure_response() -> None:
     t = parse("{{ .Prompt }}")
     assert gt.needs_response(t)

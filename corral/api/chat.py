@@ -50,6 +50,8 @@ class ChatResponse(Metrics):
     done_reason: str = ""
     debug_info: DebugInfo | None = None
     logprobs: list[Logprob] | None = None
+    # corral: what context-overflow handling cut from the prompt ({"messages": n, "tokens": n}), never silent
+    truncated: dict[str, int] | None = None
 
     def to_wire(self) -> dict[str, Any]:
         # Go field order differs from generate: _debug_info and logprobs precede the metrics
@@ -65,4 +67,6 @@ class ChatResponse(Metrics):
         if self.logprobs:
             out["logprobs"] = [lp.to_wire() for lp in self.logprobs]
         self.put_metrics(out)
+        if self.truncated:
+            out["truncated"] = self.truncated
         return out

@@ -54,6 +54,8 @@ class GenerateResponse(Metrics):
     image: str = ""
     completed: int = 0
     total: int = 0
+    # corral: what context-overflow handling cut from the prompt ({"messages": n, "tokens": n}), never silent
+    truncated: dict[str, int] | None = None
 
     def to_wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {"model": self.model}
@@ -75,4 +77,6 @@ class GenerateResponse(Metrics):
         put(out, "image", self.image)
         put(out, "completed", self.completed)
         put(out, "total", self.total)
+        if self.truncated:
+            out["truncated"] = self.truncated
         return out

@@ -40,6 +40,7 @@ _ORDER: dict[str, list[tuple[str, bool]]] = {
         ("image", False),
         ("completed", False),
         ("total", False),
+        ("truncated", False),  # corral's own: how much context-overflow handling cut
     ],
     "generate.final": [
         ("model", True),
@@ -79,6 +80,7 @@ _ORDER: dict[str, list[tuple[str, bool]]] = {
         ("_debug_info", False),
         ("logprobs", False),
         *_METRICS,
+        ("truncated", False),  # corral's own
     ],
     "chat.message": [
         ("role", True),

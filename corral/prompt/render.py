@@ -48,25 +48,6 @@ def collate(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     return "\n\n".join(system), out
 
 
-def _go_message(m: dict[str, Any]) -> dict[str, Any]:
-    calls = [
-        {"ID": c.get("id", ""),
-         "Function": {"Index": c.get("function", {}).get("index", 0), "Name": c.get("function", {}).get("name", ""),
-                      "Arguments": c.get("function", {}).get("arguments", {})}}
-        for c in m.get("tool_calls") or []
-    ]
-    return {"Role": m.get("role", ""), "Content": m.get("content", ""), "Thinking": m.get("thinking", ""),
-            "Images": m.get("images") or [], "ToolCalls": calls, "ToolName": m.get("tool_name", ""),
-            "ToolCallID": m.get("tool_call_id", "")}
-
-
-def _go_tool(t: dict[str, Any]) -> dict[str, Any]:
-    fn = t.get("function") or {}
-    return {"Type": t.get("type", "function"),
-            "Function": {"Name": fn.get("name", ""), "Description": fn.get("description", ""),
-                         "Parameters": fn.get("parameters") or {}}}
-
-
 def _go_values(think: bool | str | None) -> dict[str, Any]:
     level = think if isinstance(think, str) else ""
     return {"Think": bool(think), "ThinkLevel": level, "IsThinkSet": think is not None}
@@ -77,11 +58,13 @@ def render_go(source: str, messages: list[dict[str, Any]], *, tools: list[dict[s
     try:
         template = gotemplate.parse(source)
         system, collated = collate(messages)
-        base = {**_go_values(think), "Tools": [_go_tool(t) for t in tools or []]}
         if template.uses("Messages"):
-            data = {**base, "System": system, "Messages": [_go_message(m) for m in collated],
-                    "Prompt": "", "Response": "", "Suffix": ""}
+            # Typed values, so `{{ .Tools }}` and `{{ json ... }}` print as Ollama's Go structs do.
+            data = gotemplate.chat_values(collated, system=system, tools=tools or None, think=bool(think),
+                                          think_level=think if isinstance(think, str) else "",
+                                          is_think_set=think is not None)
             return template.execute(data)
+        base = {**_go_values(think), "Tools": gotemplate.tools_value(tools or None)}
         return _render_legacy(template, collated, base)
     except gotemplate.TemplateError as exc:
         raise PromptError(f"template error: {exc}") from None

@@ -232,6 +232,15 @@ class Engine:
         # llama_sampler_sample applies the chain to the logits of that batch row and accepts the token.
         return int(ll.llama_sampler_sample(chain, self.ctx, batch_index))
 
+    def top2_gap(self, batch_index: int) -> float:
+        """Difference between the two largest logits of a batch row (for determinism checks only)."""
+        import numpy as np
+
+        ptr = ll.llama_get_logits_ith(self.ctx, batch_index)
+        logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+        top = np.partition(logits, -2)[-2:]
+        return float(abs(top[1] - top[0]))
+
     @staticmethod
     def free_sampler(chain: Any) -> None:
         ll.llama_sampler_free(chain)

@@ -70,10 +70,8 @@ class Runner:
     def _submit(self, msg: dict[str, Any]) -> None:
         rid = msg["id"]
         try:
-            if "tokens" in msg:
-                prompt = [int(t) for t in msg["tokens"]]
-            else:
-                prompt = self.engine.tokenize(msg.get("prompt", ""))
+            tokens = msg.get("tokens")
+            prompt = [int(t) for t in tokens] if tokens is not None else self.engine.tokenize(msg.get("prompt", ""))
             if not prompt:
                 prompt = [self.engine.bos]
             if len(prompt) >= self.engine.n_ctx_slot:
@@ -82,7 +80,8 @@ class Runner:
                     f"({self.engine.n_ctx_slot} tokens)")
             sampling = Sampling.from_wire(msg.get("sampling") or {})
             r = Request(id=rid, prompt=prompt, sampling=sampling,
-                        num_predict=int(msg.get("num_predict", -1)), stop=list(msg.get("stop") or []))
+                        num_predict=int(msg.get("num_predict", -1)), stop=list(msg.get("stop") or []),
+                        report_gaps=bool(msg.get("report_gaps")))
             r.sampler = self.engine.new_sampler(sampling)
         except Exception as exc:  # bad input fails its own request only
             self.send({"kind": "error", "id": rid, "error": str(exc)})
@@ -137,6 +136,8 @@ class Runner:
         }
         if r.cancel_at is not None:
             msg["tokens_after_cancel"] = len(r.generated) - r.cancel_at
+        if r.report_gaps:
+            msg["gaps"] = r.gaps
         self.send(msg)
         self.engine.free_sampler(r.sampler)
         self.requests.pop(r.id, None)
@@ -222,6 +223,8 @@ class Runner:
         if r.cancel_at is not None:
             self._finish(slot, "canceled")
             return
+        if r.report_gaps:
+            r.gaps.append(eng.top2_gap(r.logits_index))
         token = eng.sample(r.sampler, r.logits_index)
         if not r.t_first:
             r.t_first = time.perf_counter()

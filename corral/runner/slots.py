@@ -36,6 +36,8 @@ class Request:
     t_first: float = 0.0
     cancel_at: int | None = None  # len(generated) when the cancel arrived
     logits_index: int = -1  # row of this request's output in the current batch
+    report_gaps: bool = False  # debugging aid: record the top-2 logit gap at every sampled token
+    gaps: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.stops = StopMatcher(self.stop)

@@ -249,6 +249,8 @@ class RunnerHandle:
                     msg = await stream.queue.get()
                     if msg["kind"] in ("done", "error"):
                         self.cancel_reports.append(msg)
+                        log.info("request %s canceled by its client; %s token(s) generated after the cancel",
+                                 stream.id, msg.get("tokens_after_cancel", "?"))
                         return
         except TimeoutError:
             pass

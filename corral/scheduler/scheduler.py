@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -72,6 +73,7 @@ class Scheduler:
         self._changed = asyncio.Condition()
         self._pending = 0
         self._background: set[asyncio.Task[None]] = set()
+        self._loading: dict[RunnerSpec, asyncio.Task[Loaded]] = {}
 
     # --- acquiring a runner -------------------------------------------------------------------------
 
@@ -93,14 +95,35 @@ class Scheduler:
             raise QueueFull
         self._pending += 1
         try:
-            async with self._load_lock:
-                entry = self._ready(spec)
-                if entry is None:
-                    entry = await self._load(model, spec, keep_alive)
-                self._hold(entry, keep_alive)
-                return entry
+            while True:
+                # One load task per spec, shared by everyone waiting for it and shielded from their
+                # cancellation: a client that gives up does not abort a load others may need.
+                task = self._loading.get(spec)
+                if task is None:
+                    task = asyncio.get_running_loop().create_task(self._load_serialised(model, spec, keep_alive))
+                    self._loading[spec] = task
+                    task.add_done_callback(functools.partial(self._loaded_or_failed, spec))
+                entry = await asyncio.shield(task)
+                if not entry.handle.dead and self.loaded.get(spec) is entry:
+                    self._hold(entry, keep_alive)
+                    return entry
         finally:
             self._pending -= 1
+
+    def _loaded_or_failed(self, spec: RunnerSpec, _task: asyncio.Task[Loaded]) -> None:
+        self._loading.pop(spec, None)
+
+    async def _load_serialised(self, model: ModelRef, spec: RunnerSpec, keep_alive: float | None) -> Loaded:
+        async with self._load_lock:  # loads one at a time, first come first served (the lock is FIFO)
+            entry = self._ready(spec)
+            if entry is None:
+                entry = await self._load(model, spec, keep_alive)
+                self._start_expiry(entry)  # idle until someone holds it
+            return entry
+
+    def find_ready(self, spec: RunnerSpec) -> Loaded | None:
+        """The loaded, healthy runner for ``spec``, if any (acquire will not wait for it)."""
+        return self._ready(spec)
 
     def _ready(self, spec: RunnerSpec) -> Loaded | None:
         entry = self.loaded.get(spec)
@@ -123,6 +146,13 @@ class Scheduler:
             if entry.handle.dead:
                 self._forget(entry)
             return
+        self._start_expiry(entry)
+        self._notify()
+
+    def _start_expiry(self, entry: Loaded) -> None:
+        if entry._timer is not None:
+            entry._timer.cancel()
+            entry._timer = None
         if entry.keep_alive <= 0:
             self._schedule_unload(entry)
         elif math.isfinite(entry.keep_alive):
@@ -131,7 +161,6 @@ class Scheduler:
             entry._timer = loop.call_later(entry.keep_alive, self._schedule_unload, entry)
         else:
             entry.expires_at = math.inf
-        self._notify()
 
     def _schedule_unload(self, entry: Loaded) -> None:
         task = asyncio.get_running_loop().create_task(self.unload_entry(entry))
@@ -159,7 +188,11 @@ class Scheduler:
         handle = RunnerHandle(spec)
         t0 = time.perf_counter()
         timeout = None if math.isinf(self.load_timeout) else self.load_timeout
-        await handle.start(timeout)
+        try:
+            await handle.start(timeout)
+        except BaseException:
+            await asyncio.shield(handle.kill())  # never leave a half-started runner behind
+            raise
         log.info("loaded %s in %.2fs (pid %s, ctx %d x %d)", spec.model_path, time.perf_counter() - t0,
                  handle.pid, spec.num_ctx, spec.num_parallel)
         entry = Loaded(spec=spec, handle=handle, model=model, size=size,

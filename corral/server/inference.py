@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
+
+from starlette.requests import Request
 
 from corral.api import errors
 from corral.api.options import LOAD_OPTIONS, merge_options, validate_options
 from corral.prompt.render import PromptFormat
 from corral.scheduler.handle import RunnerError
 from corral.scheduler.scheduler import Loaded, QueueFull
+from corral.server.context import Fitted, Render, fit
 from corral.server.state import ServerState
 from corral.store.models import LocalModel
 
@@ -59,12 +63,19 @@ class Generation:
     def load_options(self) -> dict[str, Any]:
         return {k: v for k, v in self.options.items() if k in LOAD_OPTIONS}
 
-    async def acquire(self) -> Loaded:
+    async def acquire(self, request: Request | None = None) -> Loaded:
+        """A runner for this request; a client that leaves while waiting gets Ollama's 499."""
         spec = self.state.runner_spec(self.model, self.load_options)
+        sched = self.state.scheduler
         t0 = time.perf_counter()
         try:
-            self.entry = await self.state.scheduler.acquire(self.state.model_ref(self.model, spec), spec,
-                                                            self.keep_alive)
+            ready = sched.find_ready(spec)
+            if ready is not None or request is None:  # the common case: no task, no polling
+                self.entry = await sched.acquire(self.state.model_ref(self.model, spec), spec, self.keep_alive)
+            else:
+                self.entry = await _unless_disconnected(
+                    request, sched.acquire(self.state.model_ref(self.model, spec), spec, self.keep_alive),
+                    sched.release)
         except QueueFull:
             raise errors.ServerBusy() from None
         except RunnerError as exc:
@@ -85,11 +96,21 @@ class Generation:
             stop = [stop]
         return {"sampling": sampling, "num_predict": int(o.get("num_predict", -1)), "stop": list(stop)}
 
-    async def run(self, prompt: str) -> AsyncIterator[dict[str, Any]]:
+    async def fit(self, messages: list[dict[str, Any]], render: Render, *, truncate: bool, shift: bool) -> Fitted:
+        """The prompt for these messages, cut to the context if it overflows (see corral.server.context)."""
+        assert self.entry is not None
+        handle = self.entry.handle
+        meta = self.model.gguf()
+        return await fit(messages, render, handle.tokenize, num_ctx=self.entry.spec.num_ctx,
+                         num_keep=int(self.options.get("num_keep", 4)), truncate=truncate, shift=shift,
+                         bos=bool(meta is not None and meta.add_bos_token))
+
+    async def run(self, prompt: str, tokens: list[int] | None = None) -> AsyncIterator[dict[str, Any]]:
         """Token and done messages from the runner; RunnerError becomes an API error."""
         assert self.entry is not None
+        source: dict[str, Any] = {"tokens": tokens} if tokens is not None else {"prompt": prompt}
         try:
-            async for msg in self.entry.handle.generate(prompt=prompt, **self.submit_fields()):
+            async for msg in self.entry.handle.generate(**source, **self.submit_fields()):
                 yield msg
         except RunnerError as exc:
             raise errors.InternalError(str(exc)) from None
@@ -103,6 +124,25 @@ class Generation:
             "eval_count": done.get("eval_count", 0),
             "eval_duration": done.get("eval_duration", 0),
         }
+
+
+async def _unless_disconnected(request: Request, work: Coroutine[Any, Any, Loaded],
+                               undo: Callable[[Loaded], None]) -> Loaded:
+    task = asyncio.ensure_future(work)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=0.25)
+        if done:
+            return task.result()
+        if await request.is_disconnected():
+            task.cancel()
+            try:
+                entry = await task
+            except (asyncio.CancelledError, Exception):
+                pass
+            else:
+                undo(entry)  # it arrived just as the client left
+            log.info("client left while its request waited for a model: %s", errors.RequestCanceled().message)
+            raise errors.RequestCanceled()
 
 
 def build_options(model: LocalModel, request_options: dict[str, Any] | None) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from corral.api.generate import GenerateRequest, GenerateResponse
 from corral.api.messages import DebugInfo, Message
 from corral.api.parse import parse_body
 from corral.prompt.render import PromptError, render_chat, render_go_completion
+from corral.server.context import Render
 from corral.server.inference import Generation, build_options, prompt_format, resolve
 from corral.server.ndjson import NDJSONStream, json_response
 from corral.server.state import ServerState
@@ -44,14 +45,14 @@ def _chat_messages(model: LocalModel, messages: list[dict[str, Any]], system: st
     return out
 
 
-async def _load_or_unload(gen: Generation, make_done: Any) -> Response:
+async def _load_or_unload(request: Request, gen: Generation, make_done: Any) -> Response:
     """An empty prompt or message list loads the model; with keep_alive 0 it unloads it."""
     state = gen.state
     if gen.keep_alive is not None and gen.keep_alive <= 0:
         if gen.model.model_path is not None:
             await state.scheduler.expire(str(gen.model.model_path))
         return json_response(make_done("unload"))
-    await gen.acquire()
+    await gen.acquire(request)
     gen.release()
     return json_response(make_done("load"))
 
@@ -71,52 +72,68 @@ async def generate(request: Request) -> Response:
         return GenerateResponse(model=name, response="", done=True, done_reason=reason, **extra).to_wire()
 
     if not req.prompt and not req.suffix and not req.debug_render_only:
-        return await _load_or_unload(gen, done_chunk)
+        return await _load_or_unload(request, gen, done_chunk)
 
     fmt = prompt_format(model)
-    try:
-        if req.raw:
-            prompt = req.prompt
-        elif req.suffix or req.template:
-            template = req.template or model.template or "{{ .Prompt }}"
-            prompt = render_go_completion(template, prompt=req.prompt, suffix=req.suffix,
-                                          system=req.system or model.system or "")
-        else:
-            messages = _chat_messages(model, [{"role": "user", "content": req.prompt}], req.system,
-                                      with_model_messages=not req.context)
-            prompt = render_chat(fmt, messages, think=req.think)
-    except PromptError as exc:
-        raise errors.BadRequest(str(exc)) from None
+    messages = [{"role": "user", "content": req.prompt}]
+    render: Render
+    if req.raw:
+        def render(ms: list[dict[str, Any]]) -> str:
+            return req.prompt
+    elif req.suffix or req.template:
+        template = req.template or model.template or "{{ .Prompt }}"
+
+        def render(ms: list[dict[str, Any]]) -> str:
+            return render_go_completion(template, prompt=req.prompt, suffix=req.suffix,
+                                        system=req.system or model.system or "")
+    else:
+        messages = _chat_messages(model, messages, req.system, with_model_messages=not req.context)
+
+        def render(ms: list[dict[str, Any]]) -> str:
+            return render_chat(fmt, ms, think=req.think)
 
     if req.debug_render_only:
         return json_response(GenerateResponse(model=name, done=False, debug_info=DebugInfo(
-            rendered_template=prompt, image_count=len(req.images or []))).to_wire())
+            rendered_template=_render(render, messages), image_count=len(req.images or []))).to_wire())
 
-    await gen.acquire()
+    await gen.acquire(request)
     try:
         if req.context:
             assert gen.entry is not None
-            prompt = await gen.entry.handle.detokenize(list(req.context)) + prompt
-    except Exception:
+            earlier = await gen.entry.handle.detokenize(list(req.context))
+            base = render
+
+            def render(ms: list[dict[str, Any]]) -> str:
+                return earlier + base(ms)
+
+        fitted = await gen.fit(messages, lambda ms: _render(render, ms), truncate=req.truncate, shift=req.shift)
+    except BaseException:
         gen.release()
         raise
 
     async def chunks() -> AsyncIterator[dict[str, Any]]:
         try:
-            async for msg in gen.run(prompt):
+            async for msg in gen.run(fitted.prompt, fitted.tokens):
                 if msg["kind"] == "token":
                     yield GenerateResponse(model=name, response=msg["text"]).to_wire()
                 elif msg["kind"] == "done":
                     context = None if req.raw else list(msg.get("prompt_tokens", [])) + list(msg.get("tokens", []))
                     yield GenerateResponse(model=name, response="", done=True,
                                            done_reason=_reason(msg), context=context,
-                                           **gen.metrics(msg)).to_wire()
+                                           truncated=fitted.cut or None, **gen.metrics(msg)).to_wire()
         finally:
             gen.release()
 
     if req.stream:
         return NDJSONStream(chunks())  # type: ignore[return-value]
     return json_response(_merge_generate([c async for c in chunks()]))
+
+
+def _render(render: Render, messages: list[dict[str, Any]]) -> str:
+    try:
+        return render(messages)
+    except PromptError as exc:
+        raise errors.BadRequest(str(exc)) from None
 
 
 def _reason(done: dict[str, Any]) -> str:
@@ -147,30 +164,35 @@ async def chat(request: Request) -> Response:
                             done_reason=reason, **extra).to_wire()
 
     if not req.messages and not req.debug_render_only:
-        return await _load_or_unload(gen, done_chunk)
+        return await _load_or_unload(request, gen, done_chunk)
 
     messages = _chat_messages(model, [m.to_wire() for m in req.messages])
     tools = [t.to_wire() for t in req.tools or []]
-    try:
-        prompt = render_chat(prompt_format(model), messages, tools=tools or None, think=req.think)
-    except PromptError as exc:
-        raise errors.BadRequest(str(exc)) from None
+    fmt = prompt_format(model)
+
+    def render(ms: list[dict[str, Any]]) -> str:
+        return _render(lambda m: render_chat(fmt, m, tools=tools or None, think=req.think), ms)
 
     if req.debug_render_only:
         return json_response(ChatResponse(model=name, message=Message(role="assistant", content=""),
-                                          done=False, debug_info=DebugInfo(rendered_template=prompt,
+                                          done=False, debug_info=DebugInfo(rendered_template=render(messages),
                                                                            image_count=0)).to_wire())
 
-    await gen.acquire()
+    await gen.acquire(request)
+    try:
+        fitted = await gen.fit(messages, render, truncate=req.truncate, shift=req.shift)
+    except BaseException:
+        gen.release()
+        raise
 
     async def chunks() -> AsyncIterator[dict[str, Any]]:
         try:
-            async for msg in gen.run(prompt):
+            async for msg in gen.run(fitted.prompt, fitted.tokens):
                 if msg["kind"] == "token":
                     yield ChatResponse(model=name, message=Message(role="assistant", content=msg["text"]),
                                        done=False).to_wire()
                 elif msg["kind"] == "done":
-                    yield done_chunk(_reason(msg), **gen.metrics(msg))
+                    yield done_chunk(_reason(msg), truncated=fitted.cut or None, **gen.metrics(msg))
         finally:
             gen.release()
 

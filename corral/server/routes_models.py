@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import math
 import time
 from typing import Any
@@ -49,11 +50,18 @@ def _details(model: LocalModel) -> ModelDetails:
     return ModelDetails(**model.details())
 
 
+def _template_text(model: LocalModel) -> str:
+    if model.template is not None:
+        return model.template
+    meta = model.gguf()
+    return (meta.chat_template if meta is not None else None) or ""
+
+
 async def tags(request: Request) -> Response:
     state = _state(request)
     models = [
-        ListModelResponse(name=m.short_name, model=m.short_name, modified_at=m.modified_at, size=m.size, digest=m.digest,
-                  details=_details(m))
+        ListModelResponse(name=m.short_name, model=m.short_name, modified_at=m.modified_at, size=m.size,
+                          digest=m.digest, details=_details(m))
         for m in state.store.list()
     ]
     return json_response(ListResponse(models=models).to_wire())
@@ -67,8 +75,7 @@ async def show(request: Request) -> Response:
         "license": "\n".join(model.license),
         "modelfile": render_modelfile(model),
         "parameters": format_parameters(model.params),
-        "template": model.template if model.template is not None else (model.gguf().chat_template
-                                                                        if model.gguf() else "") or "",
+        "template": _template_text(model),
         "system": req.system or model.system or "",
         "details": _details(model),
         "messages": model.messages or None,
@@ -87,9 +94,10 @@ async def ps(request: Request) -> Response:
         expires = entry.expires_at if math.isfinite(entry.expires_at) else FOREVER
         if entry.refs and math.isfinite(entry.keep_alive):
             expires = time.time() + entry.keep_alive  # busy: counts from when it will go idle, at the soonest
+        expires_at = datetime.datetime.fromtimestamp(expires, tz=datetime.timezone.utc).astimezone()
         models.append(ProcessModelResponse(
             name=entry.model.name, model=entry.model.name, size=entry.size, digest=entry.model.digest,
-            details=ModelDetails(**entry.model.details), expires_at=expires, size_vram=0,
+            details=ModelDetails(**entry.model.details), expires_at=expires_at, size_vram=0,
             context_length=entry.spec.num_ctx))
     return json_response(ProcessResponse(models=models).to_wire())
 

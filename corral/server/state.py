@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,23 +47,3 @@ class ServerState:
             embedding=embedding,
         )
 
-
-def now_rfc3339() -> str:
-    """Go's time.Time JSON form (RFC 3339 with nanoseconds, trailing zeros trimmed), in UTC."""
-    ns = time.time_ns()
-    dt = datetime.datetime.fromtimestamp(ns // 1_000_000_000, tz=datetime.timezone.utc)
-    frac = f"{ns % 1_000_000_000:09d}".rstrip("0")
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
-
-
-def rfc3339(ts: float | datetime.datetime) -> str:
-    """A local-time RFC 3339 timestamp with offset, as Go prints modified_at and expires_at."""
-    if isinstance(ts, datetime.datetime):
-        dt = ts.astimezone()
-    else:
-        dt = datetime.datetime.fromtimestamp(ts).astimezone()
-    base = dt.strftime("%Y-%m-%dT%H:%M:%S")
-    frac = f"{dt.microsecond:06d}".rstrip("0")
-    off = dt.strftime("%z")
-    offset = "Z" if off in ("+0000", "") else f"{off[:3]}:{off[3:]}"
-    return base + (f".{frac}" if frac else "") + offset

@@ -219,7 +219,9 @@ def tools_value(tools: Iterable[Mapping[str, Any]] | None) -> GoList:
                 stringer=_json_string,
             )
         )
-    return GoList(out, go_type="api.Tools", elem_iface=False, stringer=_json_string)
+    # A request without tools leaves Ollama's slice nil, which marshals (and prints) as null.
+    nil_marshal = (lambda _: None) if tools is None else None
+    return GoList(out, go_type="api.Tools", elem_iface=False, stringer=_json_string, marshal=nil_marshal)
 
 
 def _arguments(raw: Any) -> GoMap:

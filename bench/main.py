@@ -1,0 +1,240 @@
+"""The benchmark driver: build the anchors, start every server on the same GGUF files, run the workloads
+interleaved round by round, then print the table, update RESULTS.md and draw the chart."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench import anchors as anc
+from bench import report, workloads
+from bench.results import Results
+from bench.targets import Corral, LlamaCppPython, LlamaServer, Target
+
+BENCH = Path(__file__).resolve().parent
+OUT = BENCH / "out"
+MODELS = ("smollm2:135m", "gemma3:270m")
+REQUIRED_MODULES = ("matplotlib", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def ensure_requirements() -> None:
+    if all(importlib.util.find_spec(m) is not None for m in REQUIRED_MODULES):
+        return
+    log("installing bench/requirements.txt into the venv")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", str(BENCH / "requirements.txt")], check=True)
+
+
+def machine() -> dict[str, str]:
+    model = platform.processor()
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return {"cpu": model, "cores": str(os.cpu_count()), "kernel": platform.release()}
+
+
+def corral_commit() -> str:
+    repo = anc.REPO
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "corral"], cwd=repo,
+                           capture_output=True, text=True).stdout.strip()
+    return head + (" (with uncommitted changes under corral/)" if dirty else "")
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+
+    def __str__(self) -> str:
+        return f"{time.monotonic() - self.t0:6.0f} s"
+
+
+def start_python_peer(model_path: Path, cfg: workloads.Config, res: Results, model: str) -> anc.Server | None:
+    """llama-cpp-python's server as shipped; if it dies on the first decode (AMX), again with the shim."""
+    if not anc.ensure_python_server_extras():
+        res.note("llama-cpp-python server: its [server] extras could not be installed; not run")
+        return None
+    for shim in (False, True):
+        server = anc.llama_cpp_python_server(model_path, threads=cfg.threads, ctx=cfg.ctx_per_slot, log_dir=OUT,
+                                             tag=model.replace(":", "-") + ("-shim" if shim else ""))
+        if shim:
+            server.argv = [sys.executable, str(BENCH / "lcp_shim.py"), *server.argv[3:]]
+        try:
+            server.start()
+            LlamaCppPython(server.base).decode("Hello there", 8)
+            if shim:
+                res.note(f"llama-cpp-python server ({model}): run with bench/lcp_shim.py, which sets "
+                         "use_extra_bufts=false (Llama() has no option for it)")
+            return server
+        except Exception as exc:
+            code = server.proc.poll() if server.proc else None
+            server.stop()
+            why = f"exit code {code}" if code is not None else f"{type(exc).__name__}: {exc}"
+            res.note(f"llama-cpp-python server ({model}) {'with' if shim else 'without'} the no-extra-bufts shim "
+                     f"failed: {why}" + (" (SIGSEGV: the AMX path)" if code == -11 else ""))
+    return None
+
+
+def bench_model(res: Results, cfg: workloads.Config, anchors: anc.Anchors, store_root: Path,
+                corral_srv: anc.Server, model: str, *, with_python_peer: bool) -> None:
+    from corral.store.models import Store
+
+    local = Store(store_root).resolve(model)
+    assert local is not None and local.model_path is not None, model
+    model_path = Path(local.model_path)
+    res.meta.setdefault("gguf", {})[model] = str(model_path)
+    clock = Timer()
+
+    corral = Corral(corral_srv.base, model, threads=cfg.threads, ctx_per_slot=cfg.ctx_per_slot)
+    srv = anc.llama_server(anchors, model_path, threads=cfg.threads, slots=cfg.slots, ctx_per_slot=cfg.ctx_per_slot,
+                           log_dir=OUT, tag=model.replace(":", "-"))
+    t0 = time.perf_counter()
+    srv.start()
+    res.add(model, "load_cold", "llama-server", (time.perf_counter() - t0) * 1e3)
+    server = LlamaServer(srv.base)
+    peer = start_python_peer(model_path, cfg, res, model) if with_python_peer else None
+    python_peer = LlamaCppPython(peer.base) if peer is not None else None
+    try:
+        # Warm-up: load corral's runner, touch every path once.
+        corral.decode("Hello there", 8)
+        corral.first_token_chat("Hello", 2)
+        server.decode("Hello there", 8)
+        systems: list[Target] = [corral, server]
+        if python_peer is not None:
+            systems.append(python_peer)
+        for rnd in range(cfg.rounds):
+            log(f"{clock} {model}: round {rnd + 1}/{cfg.rounds}: decode")
+            for n in cfg.decode_lengths:
+                workloads.decode(res, model, rnd, systems, n)
+            workloads.engine_decode(res, model, anchors, model_path, cfg)
+            log(f"{clock} {model}: round {rnd + 1}/{cfg.rounds}: aggregate")
+            for c in cfg.concurrency:
+                workloads.aggregate(res, model, rnd, systems, c, cfg.agg_tokens)
+            workloads.engine_aggregate(res, model, anchors, model_path, cfg)
+            log(f"{clock} {model}: round {rnd + 1}/{cfg.rounds}: first token, prefix reuse, endpoints")
+            workloads.first_token(res, model, corral, server, cfg)
+            workloads.prefix(res, model, corral, server, cfg)
+            workloads.endpoints(res, model, corral, server, cfg)
+        runners = [p for p in workloads.children(corral_srv.proc.pid)  # type: ignore[union-attr]
+                   if str(model_path) in workloads.cmdline(p)]
+        for pid in runners:
+            _add_rss(res, model, "corral", workloads.rss_mb(pid))
+        _add_rss(res, model, "llama-server", workloads.rss_mb(srv.proc.pid))  # type: ignore[union-attr]
+        if peer is not None and peer.proc is not None:
+            _add_rss(res, model, "llama-cpp-python", workloads.rss_mb(peer.proc.pid))
+        if peer is not None:
+            peer.stop()
+        log(f"{clock} {model}: load times")
+        for _ in range(cfg.rounds):
+            workloads.load(res, model, corral)
+            srv.stop()
+            t0 = time.perf_counter()
+            srv.start()
+            res.add(model, "load_cold", "llama-server", (time.perf_counter() - t0) * 1e3)
+    finally:
+        srv.stop()
+        if peer is not None:
+            peer.stop()
+    corral.unload()
+
+
+def _add_rss(res: Results, model: str, system: str, rss: dict[str, float]) -> None:
+    res.add(model, "rss_model", system, rss["VmRSS"])
+    res.add(model, "rss_model_anon", system, rss["RssAnon"])
+    res.add(model, "rss_model_file", system, rss["RssFile"])
+
+
+def render(res: Results, cfg: workloads.Config, models: Sequence[str]) -> str:
+    rows = report.rows(cfg.decode_lengths, cfg.concurrency)
+    meta = res.meta
+    parts = [
+        f"Run {meta['date']} on {meta['machine']['cpu']} ({meta['machine']['cores']} cores, kernel "
+        f"{meta['machine']['kernel']}); load average before / after: {meta['load_before']} / {meta['load_after']}.",
+        "",
+        f"- corral commit: `{meta['corral_commit']}`",
+        f"- llama.cpp commit: `{meta['llama_cpp_commit']}` (vendored in llama-cpp-python 0.3.36; anchors built "
+        "Release from it, `--no-repack` / `-nr 1`)",
+        f"- command: `{meta['command']}` ({meta['wall_s']:.0f} s)",
+        f"- settings: {cfg.threads} threads, {cfg.slots} slots, {cfg.ctx_per_slot} context tokens per slot "
+        f"(llama-server `-c {cfg.ctx_per_slot * cfg.slots} -np {cfg.slots} --kv-unified`), temperature 0, "
+        f"{cfg.rounds} interleaved rounds, medians shown",
+        "",
+        report.main_table(res, models, rows),
+        "",
+        "![aggregate throughput against concurrency](throughput.png)",
+        "",
+        "Details (medians):",
+        "",
+        report.details_table(res, models),
+    ]
+    missed = report.misses(res, models, rows)
+    parts += ["", "Targets missed in this run:" if missed else "All targets met in this run."]
+    parts += [f"- {m}" for m in missed]
+    if res.notes:
+        parts += ["", "Notes from the run:"] + [f"- {n}" for n in res.notes]
+    return "\n".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--models", nargs="+", default=list(MODELS))
+    p.add_argument("--no-python-peer", action="store_true", help="skip llama-cpp-python's server")
+    p.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md and the chart alone")
+    args = p.parse_args(argv)
+    cfg = workloads.Config(rounds=args.rounds)
+    clock = Timer()
+
+    ensure_requirements()
+    OUT.mkdir(parents=True, exist_ok=True)
+    anchors = anc.build_anchors()
+    res = Results()
+    res.meta.update(date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), machine=machine(),
+                    corral_commit=corral_commit(), llama_cpp_commit=anchors.commit,
+                    command=" ".join(["make bench"] if os.environ.get("MAKELEVEL") else
+                                     [".venv/bin/python", "bench/run.py", *map(shlex.quote, sys.argv[1:])]),
+                    load_before=" ".join(f"{x:.2f}" for x in os.getloadavg()))
+
+    from corral.store.testing import make_temp_store
+
+    with tempfile.TemporaryDirectory(prefix="corral-bench-") as tmp:
+        store = make_temp_store(tmp, names=args.models)
+        corral_srv = anc.corral_server(store.root, threads=cfg.threads, slots=cfg.slots, log_dir=OUT)
+        with corral_srv:
+            time.sleep(1.0)
+            assert corral_srv.proc is not None
+            for model in args.models:
+                res.add(model, "rss_server_idle", "corral", workloads.rss_mb(corral_srv.proc.pid)["VmRSS"])
+            for model in args.models:
+                bench_model(res, cfg, anchors, store.root, corral_srv, model,
+                            with_python_peer=not args.no_python_peer)
+            after = workloads.rss_mb(corral_srv.proc.pid)["VmRSS"]
+            for model in args.models:
+                res.add(model, "rss_server_after", "corral", after)
+
+    res.meta["wall_s"] = time.monotonic() - clock.t0
+    res.meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    res.dump(OUT / "results.json")
+    text = render(res, cfg, args.models)
+    print(text)
+    if not args.no_write:
+        report.write_results_md(BENCH / "RESULTS.md", text)
+        report.chart(res, args.models, cfg.concurrency, BENCH / "throughput.png")
+    log(f"done in {clock}")
+    return 0

@@ -1,0 +1,35 @@
+"""Where measurements go: samples keyed by (model, workload, system), plus free-form notes."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Results:
+    samples: dict[tuple[str, str, str], list[float]] = field(default_factory=lambda: defaultdict(list))
+    meta: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, model: str, workload: str, system: str, value: float) -> None:
+        self.samples[(model, workload, system)].append(float(value))
+
+    def median(self, model: str, workload: str, system: str) -> float | None:
+        values = self.samples.get((model, workload, system))
+        return statistics.median(values) if values else None
+
+    def count(self, model: str, workload: str, system: str) -> int:
+        return len(self.samples.get((model, workload, system), []))
+
+    def note(self, text: str) -> None:
+        print(f"[bench] note: {text}", flush=True)
+        self.notes.append(text)
+
+    def dump(self, path: Path) -> None:
+        rows = [{"model": m, "workload": w, "system": s, "values": v} for (m, w, s), v in self.samples.items()]
+        path.write_text(json.dumps({"meta": self.meta, "notes": self.notes, "samples": rows}, indent=1))

@@ -1,0 +1,69 @@
+"""Prompts that overflow the context, Ollama's way, but never silently (reference §6).
+
+- Chat: drop the oldest messages until the prompt fits, always keeping system messages and the last one.
+- Then, if still too long (or for generate): keep ``num_keep`` tokens (plus BOS) and drop the middle so the
+  prompt is ``num_ctx - max((num_ctx - num_keep) / 2, 1)`` tokens long, leaving room to answer.
+- ``truncate: false`` (no dropping) or ``shift: false`` (no middle cut) turn an overflow into Ollama's 400.
+Whatever was cut is logged and reported on the final chunk (``truncated``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from corral.api import errors
+
+log = logging.getLogger("corral.server")
+
+Render = Callable[[list[dict[str, Any]]], str]
+Tokenize = Callable[[str], Awaitable[list[int]]]
+
+
+@dataclass
+class Fitted:
+    prompt: str
+    tokens: list[int] | None = None  # set when the prompt had to be tokenized (then submit these)
+    cut: dict[str, int] = field(default_factory=dict)
+
+
+def _could_overflow(prompt: str, limit: int) -> bool:
+    # Every token covers at least one byte (plus a BOS): a prompt with fewer bytes cannot overflow, and
+    # skipping the tokenize round trip keeps the common path fast.
+    return len(prompt.encode()) + 2 > limit
+
+
+async def fit(messages: list[dict[str, Any]], render: Render, tokenize: Tokenize, *, num_ctx: int, num_keep: int,
+              truncate: bool, shift: bool, bos: bool) -> Fitted:
+    limit = num_ctx - 1  # at least one position left to generate into
+    prompt = render(messages)
+    if not _could_overflow(prompt, limit):
+        return Fitted(prompt)
+    tokens = await tokenize(prompt)
+    total = len(tokens)
+    if total <= limit:
+        return Fitted(prompt, tokens)
+    if not truncate:
+        raise errors.context_exceeded()
+    fitted = Fitted(prompt, tokens)
+    droppable = [i for i, m in enumerate(messages[:-1]) if m.get("role") != "system"]
+    for n in range(1, len(droppable) + 1):
+        gone = set(droppable[:n])
+        prompt = render([m for i, m in enumerate(messages) if i not in gone])
+        tokens = await tokenize(prompt)
+        fitted = Fitted(prompt, tokens, {"messages": n})
+        if len(tokens) <= limit:
+            break
+    if len(tokens) > limit:
+        if not shift:
+            raise errors.context_exceeded()
+        keep = min(num_keep + (1 if bos else 0), limit // 2)
+        target = num_ctx - max((num_ctx - keep) // 2, 1)
+        before = len(tokens)
+        tokens = tokens[:keep] + tokens[before - (target - keep):]
+        fitted.tokens = tokens
+        fitted.cut["tokens"] = before - len(tokens)
+    log.warning("truncating input prompt: limit=%d prompt=%d kept=%d cut=%s", limit, total, len(tokens), fitted.cut)
+    return fitted
