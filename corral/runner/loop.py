@@ -177,46 +177,51 @@ class Runner:
                 return
 
     def run(self) -> None:
-        eng = self.engine
         while True:
-            busy = any(not s.free for s in self.slots) or bool(self.waiting)
-            self._drain(block=not busy)
-            self._assign()
-            active = [s.request for s in self.slots if s.request is not None]
-            if not active:
-                continue
-            plan = plan_batch(active, eng.n_batch)
-            by_request = {id(s.request): s for s in self.slots if s.request is not None}
-            eng.batch_clear()
-            for r, tokens, wants_logits in plan:
+            self.step(block=True)
+
+    def step(self, block: bool = False) -> bool:
+        """One turn of the loop: take new messages, fill free slots, decode one batch. False when idle."""
+        eng = self.engine
+        busy = any(not s.free for s in self.slots) or bool(self.waiting)
+        self._drain(block=block and not busy)
+        self._assign()
+        active = [s.request for s in self.slots if s.request is not None]
+        if not active:
+            return False
+        plan = plan_batch(active, eng.n_batch)
+        by_request = {id(s.request): s for s in self.slots if s.request is not None}
+        eng.batch_clear()
+        for r, tokens, wants_logits in plan:
+            slot = by_request[id(r)]
+            last = len(tokens) - 1
+            for i, tok in enumerate(tokens):
+                idx = eng.batch_add(tok, r.n_past + i, slot.seq, wants_logits and i == last)
+            r.logits_index = idx if wants_logits else -1
+        ret = eng.decode()
+        self.decode_calls += 1
+        if ret != 0:
+            for r, _tokens, _ in plan:
                 slot = by_request[id(r)]
-                last = len(tokens) - 1
-                for i, tok in enumerate(tokens):
-                    idx = eng.batch_add(tok, r.n_past + i, slot.seq, wants_logits and i == last)
-                r.logits_index = idx if wants_logits else -1
-            ret = eng.decode()
-            self.decode_calls += 1
-            if ret != 0:
-                for r, _tokens, _ in plan:
-                    slot = by_request[id(r)]
-                    self.send({"kind": "error", "id": r.id, "error": f"llama_decode failed ({ret})"})
-                    eng.free_sampler(r.sampler)
-                    self.requests.pop(r.id, None)
-                    eng.seq_clear(slot.seq)
-                    slot.cached = []
-                    slot.request = None
-                continue
-            for r, tokens, _ in plan:
-                slot = by_request[id(r)]
-                slot.cached.extend(tokens)
-                r.n_past += len(tokens)
-                if r.next_token is not None:
-                    r.next_token = None
-                else:
-                    del r.pending[: len(tokens)]
-            for r, _tokens, wants_logits in plan:
-                if wants_logits:
-                    self._after_logits(by_request[id(r)], r)
+                self.send({"kind": "error", "id": r.id, "error": f"llama_decode failed ({ret})"})
+                eng.free_sampler(r.sampler)
+                self.requests.pop(r.id, None)
+                eng.seq_clear(slot.seq)
+                slot.cached = []
+                slot.request = None
+            return True
+        for r, tokens, _ in plan:
+            slot = by_request[id(r)]
+            slot.cached.extend(tokens)
+            r.n_past += len(tokens)
+            if r.next_token is not None:
+                r.next_token = None
+            else:
+                del r.pending[: len(tokens)]
+        for r, _tokens, wants_logits in plan:
+            if wants_logits:
+                self._after_logits(by_request[id(r)], r)
+        return True
 
     def _after_logits(self, slot: Slot, r: Request) -> None:
         eng = self.engine

@@ -74,6 +74,8 @@ class Scheduler:
         self._pending = 0
         self._background: set[asyncio.Task[None]] = set()
         self._loading: dict[RunnerSpec, asyncio.Task[Loaded]] = {}
+        self._waiters: dict[RunnerSpec, int] = {}
+        self._starting: set[RunnerSpec] = set()
 
     # --- acquiring a runner -------------------------------------------------------------------------
 
@@ -103,7 +105,19 @@ class Scheduler:
                     task = asyncio.get_running_loop().create_task(self._load_serialised(model, spec, keep_alive))
                     self._loading[spec] = task
                     task.add_done_callback(functools.partial(self._loaded_or_failed, spec))
-                entry = await asyncio.shield(task)
+                self._waiters[spec] = self._waiters.get(spec, 0) + 1
+                try:
+                    entry = await asyncio.shield(task)
+                except asyncio.CancelledError:
+                    # The client left. A load nobody waits for any more is dropped, unless the runner is
+                    # already starting (then it finishes and idles out like any other).
+                    if self._waiters.get(spec, 1) <= 1 and spec not in self._starting:
+                        task.cancel()
+                    raise
+                finally:
+                    self._waiters[spec] -= 1
+                    if not self._waiters[spec]:
+                        del self._waiters[spec]
                 if not entry.handle.dead and self.loaded.get(spec) is entry:
                     self._hold(entry, keep_alive)
                     return entry
@@ -188,11 +202,14 @@ class Scheduler:
         handle = RunnerHandle(spec)
         t0 = time.perf_counter()
         timeout = None if math.isinf(self.load_timeout) else self.load_timeout
+        self._starting.add(spec)
         try:
             await handle.start(timeout)
         except BaseException:
             await asyncio.shield(handle.kill())  # never leave a half-started runner behind
             raise
+        finally:
+            self._starting.discard(spec)
         log.info("loaded %s in %.2fs (pid %s, ctx %d x %d)", spec.model_path, time.perf_counter() - t0,
                  handle.pid, spec.num_ctx, spec.num_parallel)
         entry = Loaded(spec=spec, handle=handle, model=model, size=size,

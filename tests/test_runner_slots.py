@@ -1,0 +1,196 @@
+"""The runner's slot bookkeeping with a fake engine: join, leave, prefix reuse, cancel, chunked prefill."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from corral.runner import protocol
+from corral.runner.loop import Runner
+from corral.runner.slots import Request, Slot, common_prefix, pick_slot, plan_batch
+
+EOG = 0
+
+
+class FakeEngine:
+    """Answers each request with a scripted token list; records every batch it was asked to decode."""
+
+    def __init__(self, n_slots: int = 2, n_batch: int = 8, n_ctx: int = 64) -> None:
+        self.n_slots, self.n_batch, self.n_ctx_slot, self.n_swa, self.bos = n_slots, n_batch, n_ctx, 0, 1
+        self.scripts: list[list[int]] = []
+        self.batches: list[list[tuple[int, int, int, bool]]] = []
+        self.truncations: list[tuple[int, int]] = []
+        self._batch: list[tuple[int, int, int, bool]] = []
+
+    def tokenize(self, text: str, **_: Any) -> list[int]:
+        return [ord(c) for c in text]
+
+    def new_sampler(self, sampling: Any) -> list[int]:
+        return list(self.scripts.pop(0))
+
+    def free_sampler(self, chain: Any) -> None:
+        pass
+
+    def sample(self, chain: list[int], index: int) -> int:
+        return chain.pop(0) if chain else EOG
+
+    def piece(self, token: int) -> bytes:
+        return chr(token).encode()
+
+    def is_eog(self, token: int) -> bool:
+        return token == EOG
+
+    def batch_clear(self) -> None:
+        self._batch = []
+
+    def batch_add(self, token: int, pos: int, seq: int, logits: bool) -> int:
+        self._batch.append((token, pos, seq, logits))
+        return len(self._batch) - 1
+
+    def decode(self) -> int:
+        self.batches.append(self._batch)
+        return 0
+
+    def seq_truncate(self, seq: int, keep: int) -> bool:
+        self.truncations.append((seq, keep))
+        return True
+
+    def seq_clear(self, seq: int) -> None:
+        self.truncations.append((seq, 0))
+
+    def seq_pos_min(self, seq: int) -> int:
+        return 0
+
+
+class FakeSocket:
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+
+    def sendall(self, frame: bytes) -> None:
+        self.messages.append(protocol.decode(frame[protocol.HEADER.size:]))
+
+
+def make(n_slots: int = 2, n_batch: int = 8) -> tuple[Runner, FakeEngine, FakeSocket]:
+    eng, sock = FakeEngine(n_slots, n_batch), FakeSocket()
+    return Runner(eng, sock), eng, sock  # type: ignore[arg-type]
+
+
+def submit(runner: Runner, eng: FakeEngine, rid: str, prompt: str, answer: str) -> None:
+    eng.scripts.append([ord(c) for c in answer])
+    runner.inbox.put({"kind": "submit", "id": rid, "prompt": prompt})
+
+
+def run_until_idle(runner: Runner, limit: int = 200) -> None:
+    for _ in range(limit):
+        if not runner.step():
+            return
+    raise AssertionError("runner did not go idle")
+
+
+def texts(sock: FakeSocket) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for m in sock.messages:
+        if m["kind"] == "token":
+            out[m["id"]] = out.get(m["id"], "") + m["text"]
+    return out
+
+
+def dones(sock: FakeSocket) -> dict[str, dict[str, Any]]:
+    return {m["id"]: m for m in sock.messages if m["kind"] == "done"}
+
+
+def test_two_requests_share_batches_and_finish_independently() -> None:
+    runner, eng, sock = make()
+    submit(runner, eng, "a", "hi", "xyz")
+    submit(runner, eng, "b", "yo", "q")
+    run_until_idle(runner)
+    assert texts(sock) == {"a": "xyz", "b": "q"}
+    assert {k: v["done_reason"] for k, v in dones(sock).items()} == {"a": "stop", "b": "stop"}
+    # both prompts went into the first batch, each in its own sequence
+    assert {seq for _, _, seq, _ in eng.batches[0]} == {0, 1}
+    assert all(s.free for s in runner.slots)
+
+
+def test_new_request_joins_between_steps() -> None:
+    runner, eng, sock = make()
+    submit(runner, eng, "a", "hi", "abcdefgh")
+    runner.step()
+    runner.step()
+    submit(runner, eng, "b", "yo", "zz")
+    runner.step()
+    joined = eng.batches[-1]
+    seqs = [seq for _, _, seq, _ in joined]
+    assert seqs.count(0) == 1 and seqs.count(1) == 2  # a's next token, b's whole prompt
+    run_until_idle(runner)
+    assert texts(sock) == {"a": "abcdefgh", "b": "zz"}
+
+
+def test_waiting_request_takes_a_slot_the_moment_one_frees() -> None:
+    runner, eng, sock = make(n_slots=1)
+    submit(runner, eng, "a", "p", "x")
+    submit(runner, eng, "b", "q", "y")
+    runner.step()
+    assert [r.id for r in runner.waiting] == ["b"]
+    run_until_idle(runner)
+    assert texts(sock) == {"a": "x", "b": "y"}
+
+
+def test_follow_up_reuses_the_cached_prefix() -> None:
+    runner, eng, sock = make(n_slots=2)
+    submit(runner, eng, "a", "system prompt. user one", "ok")
+    run_until_idle(runner)
+    submit(runner, eng, "b", "system prompt. user one" + "ok" + " user two", "fine")
+    run_until_idle(runner)
+    d = dones(sock)
+    assert d["a"]["prompt_eval_count"] == len("system prompt. user one")
+    assert d["b"]["prompt_eval_count"] == len(" user two")  # the answer "ok" was cached with the prompt
+    assert texts(sock)["b"] == "fine"
+
+
+def test_cancel_frees_the_slot_and_reports_tokens_after_it() -> None:
+    runner, eng, sock = make(n_slots=1)
+    submit(runner, eng, "a", "p", "abcdefghijklmnop")
+    for _ in range(4):
+        runner.step()
+    runner.requests["a"].cancel_at = len(runner.requests["a"].generated)  # what the reader thread does
+    runner.inbox.put({"kind": "cancel", "id": "a"})
+    submit(runner, eng, "b", "q", "z")
+    run_until_idle(runner)
+    d = dones(sock)
+    assert d["a"]["done_reason"] == "canceled" and d["a"]["tokens_after_cancel"] <= 2
+    assert texts(sock)["b"] == "z"
+
+
+def test_prefill_is_chunked_and_running_streams_go_first() -> None:
+    runner, eng, sock = make(n_slots=2, n_batch=8)
+    submit(runner, eng, "a", "ab", "xxxxxx")
+    runner.step()
+    submit(runner, eng, "b", "a long prompt of many tokens", "y")
+    runner.step()
+    batch = eng.batches[-1]
+    assert len(batch) <= 8
+    assert batch[0][2] == 0 and batch[0][3] is True  # a's token first, with logits
+    assert all(not logits for _, _, seq, logits in batch[1:])  # b's prompt only partly in: no logits yet
+    run_until_idle(runner)
+    assert texts(sock) == {"a": "xxxxxx", "b": "y"}
+
+
+def test_num_predict_and_stop_strings() -> None:
+    runner, eng, sock = make()
+    eng.scripts.append([ord(c) for c in "hello world"])
+    runner.inbox.put({"kind": "submit", "id": "n", "prompt": "p", "num_predict": 3})
+    eng.scripts.append([ord(c) for c in "one, two END three"])
+    runner.inbox.put({"kind": "submit", "id": "s", "prompt": "q", "stop": ["END"]})
+    run_until_idle(runner)
+    assert texts(sock)["n"] == "hel" and dones(sock)["n"]["done_reason"] == "length"
+    assert texts(sock)["s"] == "one, two " and dones(sock)["s"]["done_reason"] == "stop"
+
+
+def test_pick_slot_prefers_longest_prefix_then_least_recent() -> None:
+    a, b, c = Slot(0, [1, 2, 3], last_used=5.0), Slot(1, [1, 2], last_used=1.0), Slot(2, [], last_used=0.0)
+    assert pick_slot([a, b, c], [1, 2, 3, 4]) is a
+    assert pick_slot([b, c], [9]) is c  # no prefix anywhere: the least recently used
+    assert common_prefix([1, 2, 3], [1, 2, 4]) == 2
+    r1 = Request(id="x", prompt=[1], sampling=None, pending=[5, 6, 7])
+    r2 = Request(id="y", prompt=[1], sampling=None, next_token=9)
+    plan = plan_batch([r1, r2], budget=2)
+    assert plan[0][0] is r2 and plan[1] == (r1, [5], False)
