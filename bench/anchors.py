@@ -163,7 +163,7 @@ def corral_server(store_root: Path, *, threads: int, slots: int, log_dir: Path) 
     port = free_port()
     env = {
         "OLLAMA_HOST": f"127.0.0.1:{port}", "OLLAMA_MODELS": str(store_root), "OLLAMA_NUM_PARALLEL": str(slots),
-        "OLLAMA_KEEP_ALIVE": "30m", "CORRAL_NO_BUNDLED": "1", "OMP_NUM_THREADS": str(threads),
+        "OLLAMA_KEEP_ALIVE": "30m", "CORRAL_NO_BUNDLED": "1",
     }
     return Server("corral", [sys.executable, "-m", "corral", "serve"], port, "/api/version", env,
                   log_dir / "corral.log")
@@ -174,7 +174,8 @@ def llama_server(anchors: Anchors, model: Path, *, threads: int, slots: int, ctx
     port = free_port()
     argv = [str(anchors.tool("llama-server")), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
             "-t", str(threads), "-tb", str(threads), "-np", str(slots), "-c", str(ctx_per_slot * slots),
-            "--kv-unified", "--no-repack", "--no-webui", "-ngl", "0", "--no-warmup", "--cache-ram", "0"]
+            "--kv-unified", "--kv-unified-per-slot", str(ctx_per_slot), "-b", "512", "-ub", "512", "--no-repack",
+            "--no-webui", "-ngl", "0", "--no-warmup", "--cache-ram", "0"]
     return Server("llama-server", argv, port, "/health", {}, log_dir / f"llama-server-{tag}.log")
 
 

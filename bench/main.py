@@ -57,6 +57,20 @@ def corral_commit() -> str:
     return head + (" (with uncommitted changes under corral/)" if dirty else "")
 
 
+def cpu_busy_s() -> float:
+    """CPU seconds the whole machine has been busy (user, nice, system, irq, softirq, steal)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    """CPU seconds of this process and every child it has reaped (servers, runners, tools)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 class Timer:
     def __init__(self) -> None:
         self.t0 = time.monotonic()
@@ -125,7 +139,9 @@ def bench_model(res: Results, cfg: workloads.Config, anchors: anc.Anchors, store
             workloads.engine_decode(res, model, anchors, model_path, cfg)
             log(f"{clock} {model}: round {rnd + 1}/{cfg.rounds}: aggregate")
             for c in cfg.concurrency:
-                workloads.aggregate(res, model, rnd, systems, c, cfg.agg_tokens)
+                # llama-cpp-python serves one request at a time: one round, up to 4 streams, shows that.
+                peers: list[Target] = systems if rnd == 0 and c <= 4 else [corral, server]
+                workloads.aggregate(res, model, rnd, peers, c, cfg.agg_tokens)
             workloads.engine_aggregate(res, model, anchors, model_path, cfg)
             log(f"{clock} {model}: round {rnd + 1}/{cfg.rounds}: first token, prefix reuse, endpoints")
             workloads.first_token(res, model, corral, server, cfg)
@@ -165,7 +181,8 @@ def render(res: Results, cfg: workloads.Config, models: Sequence[str]) -> str:
     meta = res.meta
     parts = [
         f"Run {meta['date']} on {meta['machine']['cpu']} ({meta['machine']['cores']} cores, kernel "
-        f"{meta['machine']['kernel']}); load average before / after: {meta['load_before']} / {meta['load_after']}.",
+        f"{meta['machine']['kernel']}); load average before / after: {meta['load_before']} / {meta['load_after']}; "
+        f"processes outside the benchmark used about {meta['others_cpu']} during the run.",
         "",
         f"- corral commit: `{meta['corral_commit']}`",
         f"- llama.cpp commit: `{meta['llama_cpp_commit']}` (vendored in llama-cpp-python 0.3.36; anchors built "
@@ -200,6 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     cfg = workloads.Config(rounds=args.rounds)
     clock = Timer()
+    busy0, own0 = cpu_busy_s(), own_cpu_s()
 
     ensure_requirements()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -230,6 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     res.meta["wall_s"] = time.monotonic() - clock.t0
     res.meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    others = max(0.0, (cpu_busy_s() - busy0) - (own_cpu_s() - own0))
+    res.meta["others_cpu"] = (f"{others:.0f} CPU-seconds "
+                              f"({100 * others / (res.meta['wall_s'] * (os.cpu_count() or 1)):.0f}% of the machine)")
     res.dump(OUT / "results.json")
     text = render(res, cfg, args.models)
     print(text)

@@ -19,7 +19,7 @@ _OPENINGS = (
     "Nobody in the village remembered who had built the clock tower, but every morning it",
     "The letter arrived on a rainy Tuesday, sealed with green wax, and inside it",
     "Captain Mira studied the storm on the horizon and ordered the crew to",
-    "Deep beneath the city, the forgotten library still kept its lamps burning, and",
+    "The expedition had been walking through the frozen forest for three days when",
     "The robot gardener had tended the greenhouse for a century when one day",
     "At the top of the mountain pass stood an inn where travellers told stories, and tonight",
 )

@@ -185,7 +185,7 @@ def batched_bench(anchors: Anchors, model_path: Path, cfg: Config, npl: Sequence
 def llama_bench(anchors: Anchors, model_path: Path, cfg: Config, ns: Sequence[int]) -> dict[int, float]:
     """``llama-bench`` text generation (``tg{n}``) tokens per second, one repetition."""
     argv = [str(anchors.tool("llama-bench")), "-m", str(model_path), "-p", "0", "-n", ",".join(map(str, ns)),
-            "-t", str(cfg.threads), "-r", "1", "-ngl", "0", "--no-repack", "1", "-o", "jsonl"]
+            "-t", str(cfg.threads), "-r", "1", "-ngl", "0", "--repack", "0", "-o", "jsonl"]
     return {int(str(r["n_gen"])): float(str(r["avg_ts"])) for r in _jsonl(argv)}
 
 

@@ -96,6 +96,7 @@ class Scheduler:
         if self._pending >= self.max_queue:
             raise QueueFull
         self._pending += 1
+        log.info("request queued for %s: %d pending", spec.model_path, self._pending)
         try:
             while True:
                 # One load task per spec, shared by everyone waiting for it and shielded from their
