@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -48,7 +49,7 @@ class _Recorder(BaseHTTPRequestHandler):
     """Forwards to the corral server and remembers the request headers it saw."""
 
     target = ""
-    seen: list[dict[str, str]] = []
+    seen: ClassVar[list[dict[str, str]]] = []
 
     def log_message(self, *args: object) -> None:
         pass
