@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import importlib.util
 import os
 import platform
@@ -13,11 +14,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench import anchors as anc
-from bench import report, workloads
+from bench import quiet, report, workloads
 from bench.results import Results
 from bench.targets import Corral, LlamaCppPython, LlamaServer, Target
 
@@ -57,20 +59,6 @@ def corral_commit() -> str:
     return head + (" (with uncommitted changes under corral/)" if dirty else "")
 
 
-def cpu_busy_s() -> float:
-    """CPU seconds the whole machine has been busy (user, nice, system, irq, softirq, steal)."""
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:9]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_s() -> float:
-    """CPU seconds of this process and every child it has reaped (servers, runners, tools)."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
 class Timer:
     def __init__(self) -> None:
         self.t0 = time.monotonic()
@@ -105,15 +93,56 @@ def start_python_peer(model_path: Path, cfg: workloads.Config, res: Results, mod
     return None
 
 
+@dataclass
+class Systems:
+    """Everything one model's rounds run against."""
+
+    model: str
+    model_path: Path
+    corral: Corral
+    server: LlamaServer
+    peer: LlamaCppPython | None
+
+
+def run_round(res: Results, cfg: workloads.Config, anchors: anc.Anchors, sy: Systems, rnd: int, clock: Timer,
+              ) -> None:
+    """One interleaved round: every workload once on every system, A, B, A, B, ..."""
+    model, corral, server = sy.model, sy.corral, sy.server
+    systems: list[Target] = [corral, server]
+    if sy.peer is not None:
+        systems.append(sy.peer)
+    steps: list[tuple[str, Callable[[], None]]] = []
+    for n in cfg.decode_lengths:
+        steps.append((f"decode {n}", functools.partial(workloads.decode, res, model, rnd, systems, n)))
+    steps.append(("llama.cpp decode", functools.partial(workloads.engine_decode, res, model, anchors, sy.model_path,
+                                                        cfg)))
+    for c in cfg.concurrency:
+        # llama-cpp-python serves one request at a time: the first round, up to 4 streams, shows that.
+        peers: list[Target] = systems if rnd == 0 and c <= 4 else [corral, server]
+        steps.append((f"aggregate {c}", functools.partial(workloads.aggregate, res, model, rnd, peers, c,
+                                                          cfg.agg_tokens)))
+    steps += [
+        ("llama.cpp aggregate", functools.partial(workloads.engine_aggregate, res, model, anchors, sy.model_path, cfg)),
+        ("first token", functools.partial(workloads.first_token, res, model, corral, server, cfg)),
+        ("prefix reuse", functools.partial(workloads.prefix, res, model, corral, server, cfg)),
+        ("endpoints", functools.partial(workloads.endpoints, res, model, corral, server, cfg)),
+    ]
+    for label, step in steps:
+        log(f"{clock} {model}: round {rnd + 1}/{cfg.rounds}: {label}")
+        try:
+            step()
+        except Exception as exc:
+            res.note(f"{model}, round {rnd + 1}, {label}: failed: {type(exc).__name__}: {exc}")
+
+
 def bench_model(res: Results, cfg: workloads.Config, anchors: anc.Anchors, store_root: Path,
-                corral_srv: anc.Server, model: str, *, with_python_peer: bool) -> None:
+                corral_srv: anc.Server, model: str, *, with_python_peer: bool, clock: Timer) -> None:
     from corral.store.models import Store
 
     local = Store(store_root).resolve(model)
     assert local is not None and local.model_path is not None, model
     model_path = Path(local.model_path)
     res.meta.setdefault("gguf", {})[model] = str(model_path)
-    clock = Timer()
 
     corral = Corral(corral_srv.base, model, threads=cfg.threads, ctx_per_slot=cfg.ctx_per_slot)
     srv = anc.llama_server(anchors, model_path, threads=cfg.threads, slots=cfg.slots, ctx_per_slot=cfg.ctx_per_slot,
@@ -121,40 +150,39 @@ def bench_model(res: Results, cfg: workloads.Config, anchors: anc.Anchors, store
     t0 = time.perf_counter()
     srv.start()
     res.add(model, "load_cold", "llama-server", (time.perf_counter() - t0) * 1e3)
-    server = LlamaServer(srv.base)
     peer = start_python_peer(model_path, cfg, res, model) if with_python_peer else None
-    python_peer = LlamaCppPython(peer.base) if peer is not None else None
+    sy = Systems(model, model_path, corral, LlamaServer(srv.base), LlamaCppPython(peer.base) if peer else None)
     try:
         # Warm-up: load corral's runner, touch every path once.
         corral.decode("Hello there", 8)
         corral.first_token_chat("Hello", 2)
-        server.decode("Hello there", 8)
-        systems: list[Target] = [corral, server]
-        if python_peer is not None:
-            systems.append(python_peer)
-        for rnd in range(cfg.rounds):
-            log(f"{clock} {model}: round {rnd + 1}/{cfg.rounds}: decode")
-            for n in cfg.decode_lengths:
-                workloads.decode(res, model, rnd, systems, n)
-            workloads.engine_decode(res, model, anchors, model_path, cfg)
-            log(f"{clock} {model}: round {rnd + 1}/{cfg.rounds}: aggregate")
-            for c in cfg.concurrency:
-                # llama-cpp-python serves one request at a time: one round, up to 4 streams, shows that.
-                peers: list[Target] = systems if rnd == 0 and c <= 4 else [corral, server]
-                workloads.aggregate(res, model, rnd, peers, c, cfg.agg_tokens)
-            workloads.engine_aggregate(res, model, anchors, model_path, cfg)
-            log(f"{clock} {model}: round {rnd + 1}/{cfg.rounds}: first token, prefix reuse, endpoints")
-            workloads.first_token(res, model, corral, server, cfg)
-            workloads.prefix(res, model, corral, server, cfg)
-            workloads.endpoints(res, model, corral, server, cfg)
-        runners = [p for p in workloads.children(corral_srv.proc.pid)  # type: ignore[union-attr]
-                   if str(model_path) in workloads.cmdline(p)]
-        for pid in runners:
-            _add_rss(res, model, "corral", workloads.rss_mb(pid))
-        _add_rss(res, model, "llama-server", workloads.rss_mb(srv.proc.pid))  # type: ignore[union-attr]
+        sy.server.decode("Hello there", 8)
+        rnd = redone = 0
+        while rnd < cfg.rounds:
+            waited = quiet.wait_for_quiet()
+            if waited > 5:
+                log(f"waited {waited:.0f} s for other processes to quieten down")
+            round_res = Results()
+            watch = quiet.CpuWatch()
+            run_round(round_res, cfg, anchors, sy, rnd, clock)
+            cpu_s, share = watch.foreign()
+            if share > cfg.max_foreign_share and redone < cfg.max_redo:
+                redone += 1
+                res.note(f"{model}, round {rnd + 1}: other processes used {cpu_s:.0f} CPU-seconds "
+                         f"({100 * share:.0f}% of the machine); round discarded and run again")
+                continue
+            if share > cfg.max_foreign_share:
+                res.note(f"{model}, round {rnd + 1}: other processes used {100 * share:.0f}% of the machine; "
+                         "kept (no redo left)")
+            res.merge(round_res)
+            rnd += 1
+        assert corral_srv.proc is not None and srv.proc is not None
+        for pid in workloads.children(corral_srv.proc.pid):
+            if str(model_path) in workloads.cmdline(pid):
+                _add_rss(res, model, "corral", workloads.rss_mb(pid))
+        _add_rss(res, model, "llama-server", workloads.rss_mb(srv.proc.pid))
         if peer is not None and peer.proc is not None:
             _add_rss(res, model, "llama-cpp-python", workloads.rss_mb(peer.proc.pid))
-        if peer is not None:
             peer.stop()
         log(f"{clock} {model}: load times")
         for _ in range(cfg.rounds):
@@ -217,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     cfg = workloads.Config(rounds=args.rounds)
     clock = Timer()
-    busy0, own0 = cpu_busy_s(), own_cpu_s()
+    watch = quiet.CpuWatch()
 
     ensure_requirements()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -241,16 +269,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 res.add(model, "rss_server_idle", "corral", workloads.rss_mb(corral_srv.proc.pid)["VmRSS"])
             for model in args.models:
                 bench_model(res, cfg, anchors, store.root, corral_srv, model,
-                            with_python_peer=not args.no_python_peer)
+                            with_python_peer=not args.no_python_peer, clock=clock)
             after = workloads.rss_mb(corral_srv.proc.pid)["VmRSS"]
             for model in args.models:
                 res.add(model, "rss_server_after", "corral", after)
 
     res.meta["wall_s"] = time.monotonic() - clock.t0
     res.meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    others = max(0.0, (cpu_busy_s() - busy0) - (own_cpu_s() - own0))
-    res.meta["others_cpu"] = (f"{others:.0f} CPU-seconds "
-                              f"({100 * others / (res.meta['wall_s'] * (os.cpu_count() or 1)):.0f}% of the machine)")
+    others, share = watch.foreign()
+    res.meta["others_cpu"] = f"{others:.0f} CPU-seconds ({100 * share:.0f}% of the machine)"
     res.dump(OUT / "results.json")
     text = render(res, cfg, args.models)
     print(text)

@@ -26,6 +26,12 @@ class Results:
     def count(self, model: str, workload: str, system: str) -> int:
         return len(self.samples.get((model, workload, system), []))
 
+    def merge(self, other: Results) -> None:
+        for key, values in other.samples.items():
+            self.samples[key].extend(values)
+        for text in other.notes:
+            self.notes.append(text)
+
     def note(self, text: str) -> None:
         print(f"[bench] note: {text}", flush=True)
         self.notes.append(text)

@@ -45,6 +45,8 @@ class Config:
     ftt_predict: int = 4
     turn_predict: int = 16
     endpoint_seconds: float = 1.0
+    max_foreign_share: float = 0.05  # a round during which other processes used more is run again
+    max_redo: int = 3
 
 
 def _nonce() -> str:
