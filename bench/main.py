@@ -4,6 +4,7 @@ interleaved round by round, then print the table, update RESULTS.md and draw the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import functools
 import importlib.util
@@ -85,7 +86,10 @@ def start_python_peer(model_path: Path, cfg: workloads.Config, res: Results, mod
                          "use_extra_bufts=false (Llama() has no option for it)")
             return server
         except Exception as exc:
-            code = server.proc.poll() if server.proc else None
+            code = None
+            if server.proc is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    code = server.proc.wait(3)
             server.stop()
             why = f"exit code {code}" if code is not None else f"{type(exc).__name__}: {exc}"
             res.note(f"llama-cpp-python server ({model}) {'with' if shim else 'without'} the no-extra-bufts shim "

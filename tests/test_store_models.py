@@ -61,6 +61,7 @@ def test_public_api_all() -> None:
     public = {n for n in vars(store_pkg) if not n.startswith("_")} - {"annotations"}
     modules = {
         "blobs",
+        "build",
         "bundled",
         "create",
         "errors",
@@ -68,6 +69,7 @@ def test_public_api_all() -> None:
         "gguf",
         "gojson",
         "manifest",
+        "modelfile",
         "models",
         "names",
         "prune",

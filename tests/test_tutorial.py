@@ -25,8 +25,11 @@ HERE = Path(__file__).parent / "tutorial"
 PACKAGES = ["ollama", "corral"]
 
 
-def run_example(name: str, package: str, host: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_example(name: str, package: str, host: str, url: str | None = None,
+                replace: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     source = (HERE / name).read_text()
+    for old, new in (replace or {}).items():
+        source = source.replace(old, new)
     if package != "ollama":
         source = source.replace("from ollama import", f"from {package} import")
         source = source.replace("import ollama", f"import {package} as ollama")
@@ -97,3 +100,44 @@ def test_error_handling_example(server: CorralServer, package: str) -> None:
     # `pull`, which fails too: the model exists in no registry (pull itself is another issue's work).
     assert "Error: model 'does-not-yet-exist' not found" in done.stdout
     assert "ResponseError" in done.stderr
+
+
+# --- model management: show, create, copy, delete -------------------------------------------------
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_show_example(server: CorralServer, package: str) -> None:
+    done = run_example("show.py", package, server.host)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_create_example(server: CorralServer, package: str) -> None:
+    done = run_example("create.py", package, server.host)
+    assert done.returncode == 0, done.stderr
+    shown = httpx.post(server.url + "/api/show", json={"model": "example"}).json()
+    assert shown["system"] == "You are Mario from Super Mario Bros."
+    assert shown["details"]["parent_model"] == "llama3.2:latest"
+    assert httpx.request("DELETE", server.url + "/api/delete", json={"model": "example"}).status_code == 200
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_copy_example(server: CorralServer, package: str) -> None:
+    done = run_example("copy.py", package, server.host)
+    assert done.returncode == 0, done.stderr
+    models = {m["name"]: m["digest"] for m in httpx.get(server.url + "/api/tags").json()["models"]}
+    assert models["user/llama3.2:latest"] == models["llama3.2:latest"]  # same manifest bytes
+    assert httpx.request("DELETE", server.url + "/api/delete", json={"model": "user/llama3.2"}).status_code == 200
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_delete_example(server: CorralServer, package: str) -> None:
+    # The tutorial deletes 'llama3.2' itself, a model the rest of the session needs: the example runs on a
+    # fresh copy instead, with only the model name substituted.
+    victim = f"llama3.2-delete-me-{package}"
+    r = httpx.post(server.url + "/api/copy", json={"source": "llama3.2", "destination": victim})
+    assert r.status_code == 200
+    done = run_example("delete.py", package, server.host, replace={"'llama3.2'": repr(victim)})
+    assert done.returncode == 0, done.stderr
+    names = {m["name"] for m in httpx.get(server.url + "/api/tags").json()["models"]}
+    assert f"{victim}:latest" not in names and "llama3.2:latest" in names

@@ -44,6 +44,29 @@ def _parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", aliases=["ls"], help="list models")
     ls.set_defaults(func=_lazy("corral.cli.models", "cmd_list"))
 
+    c = sub.add_parser("create", help="create a model from a Modelfile")
+    c.add_argument("model")
+    c.add_argument("-f", "--file", default=None, help='name of the Modelfile (default "Modelfile")')
+    c.add_argument("-q", "--quantize", default=None, help="quantize the model to this level (e.g. q4_K_M)")
+    c.set_defaults(func=_lazy("corral.cli.manage", "cmd_create"))
+
+    sh = sub.add_parser("show", help="show information for a model")
+    sh.add_argument("model")
+    for flag, what in (("license", "license"), ("modelfile", "Modelfile"), ("parameters", "parameters"),
+                       ("template", "template"), ("system", "system message")):
+        sh.add_argument(f"--{flag}", action="store_true", help=f"show the model's {what}")
+    sh.add_argument("-v", "--verbose", action="store_true", help="show detailed model information")
+    sh.set_defaults(func=_lazy("corral.cli.manage", "cmd_show"))
+
+    cp = sub.add_parser("cp", help="copy a model")
+    cp.add_argument("source")
+    cp.add_argument("destination")
+    cp.set_defaults(func=_lazy("corral.cli.manage", "cmd_cp"))
+
+    rm = sub.add_parser("rm", help="remove a model")
+    rm.add_argument("models", nargs="+")
+    rm.set_defaults(func=_lazy("corral.cli.manage", "cmd_rm"))
+
     ps = sub.add_parser("ps", help="list running models")
     ps.set_defaults(func=_lazy("corral.cli.models", "cmd_ps"))
 

@@ -83,6 +83,9 @@ async def show(request: Request) -> Response:
         "tensors": model.tensors() if req.verbose else None,
         "capabilities": model.capabilities(),
         "modified_at": model.modified_at,
+        "renderer": str(model.config.get("renderer") or ""),
+        "parser": str(model.config.get("parser") or ""),
+        "requires": str(model.config.get("requires") or ""),
     }
     return json_response(ShowResponse(**info).to_wire())
 

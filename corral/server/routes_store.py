@@ -1,0 +1,231 @@
+"""``HEAD/POST /api/blobs/{digest}``, ``POST /api/create``, ``POST /api/copy``, ``DELETE /api/delete``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from corral.api import errors
+from corral.api.models import CopyRequest, CreateRequest, DeleteRequest, ProgressResponse
+from corral.api.options import validate_options
+from corral.api.parse import parse_body
+from corral.api.wire import go_quote
+from corral.prompt.gotemplate import TemplateError
+from corral.prompt.gotemplate import parse as parse_template
+from corral.server.ndjson import NDJSONStream, json_response
+from corral.server.state import ServerState
+from corral.store.blobs import normalize_digest
+from corral.store.build import CreateError, build_model
+from corral.store.errors import DigestMismatch, InvalidDigest, InvalidModelName, StoreError
+from corral.store.models import LocalModel
+from corral.store.names import ModelName
+
+log = logging.getLogger("corral.server")
+
+
+def _state(request: Request) -> ServerState:
+    s: ServerState = request.app.state.corral
+    return s
+
+
+# --- blobs ------------------------------------------------------------------------------------
+
+
+def _digest_param(request: Request) -> str:
+    raw = str(request.path_params["digest"])
+    try:
+        return normalize_digest(raw)
+    except InvalidDigest:
+        raise errors.invalid_digest() from None
+
+
+async def head_blob(request: Request) -> Response:
+    digest = _digest_param(request)
+    if not _state(request).store.blobs.exists(digest):
+        raise errors.NotFound(f"blob {go_quote(str(request.path_params['digest']))} not found")
+    return Response(status_code=200)
+
+
+async def post_blob(request: Request) -> Response:
+    """Stream the body to a temporary file in ``blobs/``, hashing it; rename only on a digest match."""
+    digest = _digest_param(request)
+    blobs = _state(request).store.blobs
+    if blobs.exists(digest):
+        return Response(status_code=200)
+    writer = await anyio.to_thread.run_sync(blobs.writer, digest)
+    try:
+        async for chunk in request.stream():
+            if chunk:
+                writer.write(chunk)
+        await anyio.to_thread.run_sync(writer.commit)
+    except DigestMismatch as e:
+        raise errors.digest_mismatch(str(request.path_params["digest"]), e.got) from None
+    finally:
+        writer.abort()  # no-op after a commit; removes the temporary file otherwise
+    return Response(status_code=201)
+
+
+# --- create -----------------------------------------------------------------------------------
+
+
+def _valid_path(key: str) -> bool:
+    """Go's ``fs.ValidPath``, stricter: relative, ``/``-separated, no empty, ``.`` or ``..`` element,
+    and no backslash, drive letter or NUL (so a key can never name a file outside the store)."""
+    if key == ".":
+        return True
+    if not key or "\\" in key or "\x00" in key or (len(key) > 1 and key[1] == ":"):
+        return False
+    return all(part not in ("", ".", "..") for part in key.split("/"))
+
+
+def _check_file_keys(files: dict[str, str] | None) -> None:
+    for key, digest in (files or {}).items():
+        if not _valid_path(key):
+            raise errors.file_path_not_relative()
+        try:
+            normalize_digest(digest)
+        except InvalidDigest:
+            raise errors.invalid_digest() from None
+
+
+def _parse_name(raw: str) -> ModelName:
+    try:
+        return ModelName.parse(raw)
+    except InvalidModelName:
+        raise errors.invalid_model_name() from None
+
+
+async def create(request: Request) -> Response:
+    state = _state(request)
+    req = parse_body(CreateRequest, await request.body())
+    name = _parse_name(req.model)
+    for files in (req.files, req.adapters, req.draft_files):
+        _check_file_keys(files)
+    wanted = req.quantize or req.draft_quantize
+    if wanted:
+        raise errors.BadRequest(f"quantization is not supported yet (requested {wanted!r}); "
+                                "create the model without quantize")
+    base: LocalModel | None = None
+    if req.from_:
+        from_name = _parse_name(req.from_)
+        base = state.store.resolve(from_name)
+        if base is None:
+            raise errors.pull_manifest_not_found()  # Ollama would pull it; corral has no registry client here
+    elif not req.files:
+        raise errors.create_missing_source()
+    if req.template:
+        try:
+            parse_template(req.template)
+        except TemplateError as e:
+            raise errors.template_error(str(e)) from None
+    params, ignored = validate_options(req.parameters)
+    if ignored:
+        log.info("create %s: ignoring unknown parameters %s", req.model, ignored)
+    messages = [m.to_wire() for m in req.messages or []]
+
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+
+    def progress(status: str) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, ProgressResponse(status=status).to_wire())
+
+    def work() -> LocalModel:
+        return build_model(
+            state.store, name, base=base, files=None if base is not None else req.files,
+            adapters=req.adapters, drafts=req.draft_files, template=req.template, system=req.system,
+            licenses=req.licenses(), params=params, messages=messages, renderer=req.renderer, parser=req.parser,
+            requires=req.requires, progress=progress, prune=not state.settings.noprune)
+
+    async def run() -> None:
+        try:
+            await anyio.to_thread.run_sync(work)
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    task = asyncio.ensure_future(run())
+
+    async def chunks() -> AsyncIterator[dict[str, Any]]:
+        try:
+            while (item := await queue.get()) is not None:
+                yield item
+            await _result(task)
+        finally:
+            if not task.done():
+                await asyncio.shield(task)
+
+    if req.stream:
+        return NDJSONStream(chunks())  # type: ignore[return-value]
+    last: dict[str, Any] = {}
+    async for item in chunks():
+        last = item
+    return json_response(last)
+
+
+async def _result(task: asyncio.Future[None]) -> None:
+    try:
+        await task
+    except CreateError as e:
+        raise errors.BadRequest(str(e)) from None
+    except InvalidDigest:
+        raise errors.invalid_digest() from None
+    except StoreError as e:
+        raise errors.InternalError(str(e)) from None
+
+
+# --- copy, delete -----------------------------------------------------------------------------
+
+
+async def copy(request: Request) -> Response:
+    state = _state(request)
+    req = parse_body(CopyRequest, await request.body())
+    try:
+        ModelName.parse(req.source)
+    except InvalidModelName:
+        raise errors.source_invalid(req.source) from None
+    try:
+        destination = ModelName.parse(req.destination)
+    except InvalidModelName:
+        raise errors.BadRequest(f"destination {go_quote(req.destination)} is invalid") from None
+    source = state.store.resolve(req.source)
+    if source is None:
+        raise errors.model_not_found_copy(req.source)
+    await anyio.to_thread.run_sync(state.store.copy, source.name, destination)
+    return Response(status_code=200)
+
+
+async def delete(request: Request) -> Response:
+    state = _state(request)
+    req = parse_body(DeleteRequest, await request.body())
+    try:
+        ModelName.parse(req.model)
+    except InvalidModelName:
+        raise errors.name_invalid(req.model) from None
+    model = state.store.resolve(req.model)
+    if model is None:
+        raise errors.model_not_found(req.model)
+    if model.model_path is not None and model.model_layer is not None:
+        # Unload first, unless another model still uses these weights (its runner stays useful).
+        referenced_elsewhere = any(
+            other.manifest_path != model.manifest_path and model.model_layer.digest in other.manifest.digests()
+            for other in state.store.list())
+        if not referenced_elsewhere:
+            await state.scheduler.expire(str(model.model_path))
+    await anyio.to_thread.run_sync(state.store.delete, model.name)
+    return Response(status_code=200)
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/api/blobs/{digest}", head_blob, methods=["HEAD"]),
+        Route("/api/blobs/{digest}", post_blob, methods=["POST"]),
+        Route("/api/create", create, methods=["POST"]),
+        Route("/api/copy", copy, methods=["POST"]),
+        Route("/api/delete", delete, methods=["DELETE"]),
+    ]

@@ -1,0 +1,3 @@
+import ollama
+
+ollama.delete('llama3.2')

@@ -1,0 +1,3 @@
+import ollama
+
+ollama.show('llama3.2')
