@@ -42,8 +42,9 @@ class FakeEngine:
     def batch_clear(self) -> None:
         self._batch = []
 
-    def batch_add(self, token: int, pos: int, seq: int, logits: bool) -> int:
-        self._batch.append((token, pos, seq, logits))
+    def batch_add_seq(self, tokens: list[int], pos: int, seq: int, last_logits: bool) -> int:
+        for i, token in enumerate(tokens):
+            self._batch.append((token, pos + i, seq, last_logits and i == len(tokens) - 1))
         return len(self._batch) - 1
 
     def decode(self) -> int:
@@ -65,8 +66,13 @@ class FakeSocket:
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []
 
-    def sendall(self, frame: bytes) -> None:
-        self.messages.append(protocol.decode(frame[protocol.HEADER.size:]))
+    def sendall(self, data: bytes) -> None:
+        # A decode step writes all its frames at once; split them as the server's reader does.
+        while data:
+            (length,) = protocol.HEADER.unpack(data[:protocol.HEADER.size])
+            end = protocol.HEADER.size + length
+            self.messages.append(protocol.decode(data[protocol.HEADER.size:end]))
+            data = data[end:]
 
 
 def make(n_slots: int = 2, n_batch: int = 8) -> tuple[Runner, FakeEngine, FakeSocket]:
@@ -194,3 +200,57 @@ def test_pick_slot_prefers_longest_prefix_then_least_recent() -> None:
     r2 = Request(id="y", prompt=[1], sampling=None, next_token=9)
     plan = plan_batch([r1, r2], budget=2)
     assert plan[0][0] is r2 and plan[1] == (r1, [5], False)
+
+
+def test_common_prefix_matches_a_plain_scan() -> None:
+    import random
+
+    from corral.runner.slots import common_prefix
+
+    rng = random.Random(7)
+    for _ in range(3000):
+        a = [rng.randint(0, 2) for _ in range(rng.randint(0, 40))]
+        b = a[: rng.randint(0, len(a))] + [rng.randint(0, 2) for _ in range(rng.randint(0, 6))]
+        expected = 0
+        while expected < min(len(a), len(b)) and a[expected] == b[expected]:
+            expected += 1
+        assert common_prefix(a, b) == expected
+        assert common_prefix(b, a) == expected
+
+
+def test_unstreamed_request_gets_its_text_once_in_done() -> None:
+    runner, eng, sock = make()
+    eng.scripts.append([ord(c) for c in "hello"])
+    runner.inbox.put({"kind": "submit", "id": "a", "prompt": "p", "stream": False})
+    submit(runner, eng, "b", "q", "hey")
+    run_until_idle(runner)
+    assert "a" not in texts(sock)  # no frame per token for the unstreamed request
+    assert dones(sock)["a"]["text"] == "hello"
+    assert texts(sock) == {"b": "hey"} and "text" not in dones(sock)["b"]
+
+
+def test_one_write_per_decode_step() -> None:
+    runner, eng, sock = make()
+    writes: list[bytes] = []
+    original = sock.sendall
+
+    def counting(data: bytes) -> None:
+        writes.append(data)
+        original(data)
+
+    sock.sendall = counting  # type: ignore[method-assign]
+    submit(runner, eng, "a", "hi", "xyz")
+    submit(runner, eng, "b", "yo", "uvw")
+    run_until_idle(runner)
+    assert texts(sock) == {"a": "xyz", "b": "uvw"}
+    assert len(writes) <= len(eng.batches)  # both streams' tokens of a step travel together
+    assert any(len(protocol_frames(w)) >= 2 for w in writes)
+
+
+def protocol_frames(data: bytes) -> list[bytes]:
+    frames = []
+    while data:
+        (length,) = protocol.HEADER.unpack(data[:protocol.HEADER.size])
+        frames.append(data[protocol.HEADER.size:protocol.HEADER.size + length])
+        data = data[protocol.HEADER.size + length:]
+    return frames

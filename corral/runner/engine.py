@@ -89,6 +89,10 @@ def _quiet_logs() -> None:
 _log_cb: Any = None
 
 
+def _view(ptr: Any, n: int) -> Any:
+    return (ptr._type_ * n).from_address(ctypes.addressof(ptr.contents))
+
+
 class Engine:
     """One model and one context with ``n_parallel`` sequences sharing a unified KV cache."""
 
@@ -132,7 +136,10 @@ class Engine:
         cparams.n_seq_max = self.n_slots
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
-        cparams.kv_unified = True  # every slot draws on one cache, as llama-server does
+        # One cache per slot rather than llama-server's unified pool: in a unified cache every decode
+        # attends over the cells all slots occupy (masked), so idle slots' cached prompts slow each step
+        # (bench/RESULTS.md). Each slot has num_ctx cells either way. CORRAL_KV_UNIFIED=1 brings the pool back.
+        cparams.kv_unified = bool(os.environ.get("CORRAL_KV_UNIFIED"))
         cparams.flash_attn_type = opts.flash_attn
         cparams.no_perf = True
         if opts.embedding:
@@ -151,6 +158,11 @@ class Engine:
         self.n_batch = ll.llama_n_batch(ctx)
         self.mem = ll.llama_get_memory(ctx)
         self.batch = ll.llama_batch_init(self.n_batch, 0, 1)
+        # Array views over the batch's C buffers: ctypes pointers cannot take slice assignment, arrays can.
+        self._b_token = _view(self.batch.token, self.n_batch)
+        self._b_pos = _view(self.batch.pos, self.n_batch)
+        self._b_nseq = _view(self.batch.n_seq_id, self.n_batch)
+        self._b_logits = _view(self.batch.logits, self.n_batch)
         self.bos = ll.llama_vocab_bos(self.vocab)
         self.add_bos = ll.llama_vocab_get_add_bos(self.vocab)
         self._piece_buf = ctypes.create_string_buffer(256)
@@ -250,16 +262,27 @@ class Engine:
     def batch_clear(self) -> None:
         self.batch.n_tokens = 0
 
-    def batch_add(self, token: int, pos: int, seq: int, logits: bool) -> int:
+    def batch_add_seq(self, tokens: list[int], pos: int, seq: int, last_logits: bool) -> int:
+        """Append a run of one sequence's tokens at positions ``pos``, ``pos+1``, …; the row of the last.
+
+        A 1k-token prompt would take 5k ctypes item assignments one by one; slice assignment does the
+        token, position, seq-count and logits arrays in one C-level copy each.
+        """
         b = self.batch
         i = b.n_tokens
-        b.token[i] = token
-        b.pos[i] = pos
-        b.n_seq_id[i] = 1
-        b.seq_id[i][0] = seq
-        b.logits[i] = logits
-        b.n_tokens = i + 1
-        return i
+        n = len(tokens)
+        end = i + n
+        self._b_token[i:end] = tokens
+        self._b_pos[i:end] = range(pos, pos + n)
+        self._b_nseq[i:end] = [1] * n
+        self._b_logits[i:end] = [0] * n
+        seq_id = b.seq_id
+        for k in range(i, end):
+            seq_id[k][0] = seq
+        if last_logits:
+            self._b_logits[end - 1] = 1
+        b.n_tokens = end
+        return end - 1
 
     def decode(self) -> int:
         return int(ll.llama_decode(self.ctx, self.batch))

@@ -21,6 +21,8 @@ from corral.runner.slots import Request, Slot, common_prefix, pick_slot, plan_ba
 
 
 class Runner:
+    _loop_thread: int | None = None
+
     def __init__(self, engine: Engine, sock: socket.socket) -> None:
         self.engine = engine
         self.sock = sock
@@ -29,14 +31,27 @@ class Runner:
         self.waiting: deque[Request] = deque()
         self.requests: dict[str, Request] = {}
         self._send_lock = threading.Lock()
+        self._outbox: list[bytes] | None = None  # frames held back until the end of a decode step
         self.decode_calls = 0
 
     # --- channel ------------------------------------------------------------------------------------
 
     def send(self, message: dict[str, Any]) -> None:
         frame = protocol.encode(message)
+        if self._outbox is not None and threading.get_ident() == self._loop_thread:
+            self._outbox.append(frame)
+            return
         with self._send_lock:
             self.sock.sendall(frame)
+
+    def _flush(self) -> None:
+        """One write for everything a step produced: with 8 streams that is one syscall, not 8, and the
+        server reads the frames in one wake-up."""
+        out, self._outbox = self._outbox, None
+        if out:
+            data = b"".join(out)
+            with self._send_lock:
+                self.sock.sendall(data)
 
     def reader(self) -> None:
         """Runs until the channel closes; then the whole process exits, so no runner outlives its server."""
@@ -81,7 +96,7 @@ class Runner:
             sampling = Sampling.from_wire(msg.get("sampling") or {})
             r = Request(id=rid, prompt=prompt, sampling=sampling,
                         num_predict=int(msg.get("num_predict", -1)), stop=list(msg.get("stop") or []),
-                        report_gaps=bool(msg.get("report_gaps")))
+                        report_gaps=bool(msg.get("report_gaps")), stream=bool(msg.get("stream", True)))
             r.sampler = self.engine.new_sampler(sampling)
         except Exception as exc:  # bad input fails its own request only
             self.send({"kind": "error", "id": rid, "error": str(exc)})
@@ -115,6 +130,13 @@ class Runner:
         r.pending = r.prompt[keep:]
         r.t_start = time.perf_counter()
 
+    def _emit(self, r: Request, text: str) -> None:
+        """Streamed requests get their text as it comes; the others get it all in ``done``."""
+        if r.stream:
+            self.send({"kind": "token", "id": r.id, "text": text})
+        else:
+            r.held.append(text)
+
     def _finish(self, slot: Slot, reason: str) -> None:
         r = slot.request
         assert r is not None
@@ -123,7 +145,7 @@ class Runner:
             tail = r.stops.push(tail) if tail else ""
             tail += "" if r.stops.stopped else r.stops.flush()
         if tail:
-            self.send({"kind": "token", "id": r.id, "text": tail})
+            self._emit(r, tail)
         now = time.perf_counter()
         t_first = r.t_first or now
         msg: dict[str, Any] = {
@@ -134,6 +156,8 @@ class Runner:
             "eval_duration": int((now - t_first) * 1e9),
             "prompt_tokens": r.prompt, "tokens": r.generated,
         }
+        if not r.stream:
+            msg["text"] = "".join(r.held)
         if r.cancel_at is not None:
             msg["tokens_after_cancel"] = len(r.generated) - r.cancel_at
         if r.report_gaps:
@@ -182,9 +206,17 @@ class Runner:
 
     def step(self, block: bool = False) -> bool:
         """One turn of the loop: take new messages, fill free slots, decode one batch. False when idle."""
-        eng = self.engine
         busy = any(not s.free for s in self.slots) or bool(self.waiting)
         self._drain(block=block and not busy)
+        self._loop_thread = threading.get_ident()
+        self._outbox = []
+        try:
+            return self._step()
+        finally:
+            self._flush()
+
+    def _step(self) -> bool:
+        eng = self.engine
         self._assign()
         active = [s.request for s in self.slots if s.request is not None]
         if not active:
@@ -193,10 +225,7 @@ class Runner:
         by_request = {id(s.request): s for s in self.slots if s.request is not None}
         eng.batch_clear()
         for r, tokens, wants_logits in plan:
-            slot = by_request[id(r)]
-            last = len(tokens) - 1
-            for i, tok in enumerate(tokens):
-                idx = eng.batch_add(tok, r.n_past + i, slot.seq, wants_logits and i == last)
+            idx = eng.batch_add_seq(tokens, r.n_past, by_request[id(r)].seq, wants_logits)
             r.logits_index = idx if wants_logits else -1
         ret = eng.decode()
         self.decode_calls += 1
@@ -241,7 +270,7 @@ class Runner:
         if text and r.stops is not None:
             text = r.stops.push(text)
         if text:
-            self.send({"kind": "token", "id": r.id, "text": text})
+            self._emit(r, text)
         if r.stops is not None and r.stops.stopped:
             self._finish(slot, "stop")
         elif 0 <= r.num_predict <= len(r.generated) or r.n_past + 1 >= eng.n_ctx_slot:

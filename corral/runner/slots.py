@@ -38,6 +38,8 @@ class Request:
     logits_index: int = -1  # row of this request's output in the current batch
     report_gaps: bool = False  # debugging aid: record the top-2 logit gap at every sampled token
     gaps: list[float] = field(default_factory=list)
+    stream: bool = True  # False: text is held and sent once, in the ``done`` message
+    held: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.stops = StopMatcher(self.stop)
@@ -56,11 +58,19 @@ class Slot:
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
+    """Length of the shared prefix. Every submit compares its prompt with every slot's cache (thousands of
+    tokens each), so this bisects with slice comparisons, which run in C, instead of a Python loop."""
     n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 0, n  # a[:lo] == b[:lo] and a[:hi] != b[:hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def pick_slot(slots: list[Slot], prompt: list[int]) -> Slot | None:

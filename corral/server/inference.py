@@ -58,6 +58,9 @@ class Generation:
     t_start: float = field(default_factory=time.perf_counter)
     load_duration: int = 0
     entry: Loaded | None = None
+    # False when the client wants one response: the runner then sends the text once, with ``done``,
+    # instead of a frame per token that the server would only add up again.
+    stream: bool = True
 
     @property
     def load_options(self) -> dict[str, Any]:
@@ -94,7 +97,8 @@ class Generation:
         stop = o.get("stop") or []
         if isinstance(stop, str):
             stop = [stop]
-        return {"sampling": sampling, "num_predict": int(o.get("num_predict", -1)), "stop": list(stop)}
+        return {"sampling": sampling, "num_predict": int(o.get("num_predict", -1)), "stop": list(stop),
+                "stream": self.stream}
 
     async def fit(self, messages: list[dict[str, Any]], render: Render, *, truncate: bool, shift: bool) -> Fitted:
         """The prompt for these messages, cut to the context if it overflows (see corral.server.context)."""
@@ -111,6 +115,8 @@ class Generation:
         source: dict[str, Any] = {"tokens": tokens} if tokens is not None else {"prompt": prompt}
         try:
             async for msg in self.entry.handle.generate(**source, **self.submit_fields()):
+                if msg["kind"] == "done" and msg.get("text"):
+                    yield {"kind": "token", "id": msg["id"], "text": msg["text"]}
                 yield msg
         except RunnerError as exc:
             raise errors.InternalError(str(exc)) from None

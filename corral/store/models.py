@@ -192,6 +192,12 @@ class LocalModel:
         prompted through its GGUF Jinja ``chat_template`` (corral's documented difference from
         Ollama), so that is what the checks read.
         """
+        cached = self.__dict__.get("_capabilities")
+        if cached is None:
+            cached = self.__dict__["_capabilities"] = self._capabilities()
+        return list(cached)
+
+    def _capabilities(self) -> builtins.list[str]:
         caps: builtins.list[str] = []
 
         def add(cap: str) -> None:
@@ -240,6 +246,7 @@ class Store:
         self.root = Path(root) if root is not None else default_models_dir()
         self.blobs = BlobStore(self.root)
         self.manifests_dir = self.root / "manifests"
+        self._loaded: dict[str, tuple[tuple[object, ...], LocalModel]] = {}
         self.blobs.root.mkdir(parents=True, exist_ok=True)
         self.manifests_dir.mkdir(parents=True, exist_ok=True)
 
@@ -292,10 +299,19 @@ class Store:
     # -- reading ------------------------------------------------------------------------------
 
     def load(self, name: ModelName, path: Path | None = None) -> LocalModel:
-        """Read one manifest (and its config blob) into a :class:`LocalModel`."""
+        """Read one manifest (and its config blob) into a :class:`LocalModel`.
+
+        Every request resolves its model, so an unchanged manifest file (same size and mtime, hence the
+        same bytes, as writes are atomic renames) gives back the model read last time, with whatever it
+        has already worked out (template, parameters, capabilities).
+        """
         path = path if path is not None else name.manifest_path(self.root)
-        data = path.read_bytes()
         st = path.stat()
+        key = (str(path), str(name), st.st_size, st.st_mtime_ns, st.st_ino)
+        hit = self._loaded.get(str(path))
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        data = path.read_bytes()
         manifest = Manifest.parse(data)
         config: dict[str, Any] = {}
         if manifest.config.digest:
@@ -307,7 +323,7 @@ class Store:
                 raise InvalidManifest(f"{name.display_shortest()}: config blob is not JSON") from e
             if isinstance(value, dict):
                 config = value
-        return LocalModel(
+        model = LocalModel(
             store=self,
             name=name,
             manifest=manifest,
@@ -316,6 +332,8 @@ class Store:
             modified_at=datetime.fromtimestamp(st.st_mtime, tz=timezone.utc),
             config=config,
         )
+        self._loaded[str(path)] = (key, model)
+        return model
 
     def resolve(self, name: str | ModelName) -> LocalModel | None:
         """The model of that name (case-insensitive), or None.  Bad names raise InvalidModelName."""
