@@ -88,6 +88,8 @@ def _quiet_logs() -> None:
 
 _log_cb: Any = None
 
+EMBED_SEQS = 64  # inputs one embedding decode can carry (llama.cpp allows up to 256 sequences)
+
 
 def _view(ptr: Any, n: int) -> Any:
     return (ptr._type_ * n).from_address(ctypes.addressof(ptr.contents))
@@ -127,29 +129,19 @@ class Engine:
             self._adapters.append(adapter)
 
         threads = opts.n_threads or physical_cores()
-        cparams = ll.llama_context_default_params()
         self.n_slots = max(1, opts.n_parallel)
         self.n_ctx_slot = opts.n_ctx
-        cparams.n_ctx = opts.n_ctx * self.n_slots
-        cparams.n_batch = max(opts.n_batch, 1)
-        cparams.n_ubatch = max(opts.n_batch, 1)
-        cparams.n_seq_max = self.n_slots
-        cparams.n_threads = threads
-        cparams.n_threads_batch = threads
-        # One cache per slot rather than llama-server's unified pool: in a unified cache every decode
-        # attends over the cells all slots occupy (masked), so idle slots' cached prompts slow each step
-        # (bench/RESULTS.md). Each slot has num_ctx cells either way. CORRAL_KV_UNIFIED=1 brings the pool back.
-        cparams.kv_unified = bool(os.environ.get("CORRAL_KV_UNIFIED"))
-        cparams.flash_attn_type = opts.flash_attn
-        cparams.no_perf = True
-        if opts.embedding:
-            cparams.embeddings = True
-            cparams.pooling_type = ll.LLAMA_POOLING_TYPE_UNSPECIFIED
-        ctx = ll.llama_init_from_model(model, cparams)
-        if not ctx:
-            ll.llama_model_free(model)
-            raise RuntimeError("failed to create the llama.cpp context (out of memory?)")
+        self.pooled = False
+        ctx = self._new_context(opts, threads, pooling=ll.LLAMA_POOLING_TYPE_UNSPECIFIED)
+        if opts.embedding and ll.llama_pooling_type(ctx) == ll.LLAMA_POOLING_TYPE_NONE:
+            # A generative model has no pooling of its own; corral embeds with it anyway, by the mean of its
+            # token states (what sentence-transformers does for most models).
+            ll.llama_free(ctx)
+            ctx = self._new_context(opts, threads, pooling=ll.LLAMA_POOLING_TYPE_MEAN)
         self.ctx = ctx
+        if opts.embedding:
+            self.pooled = ll.llama_pooling_type(ctx) != ll.LLAMA_POOLING_TYPE_NONE
+            self.n_embd = ll.llama_model_n_embd(model)
         if self._adapters:
             scales = (ctypes.c_float * len(self._adapters))(*([1.0] * len(self._adapters)))
             arr = (ll.llama_adapter_lora_p_ctypes * len(self._adapters))(*self._adapters)
@@ -167,6 +159,35 @@ class Engine:
         self.add_bos = ll.llama_vocab_get_add_bos(self.vocab)
         self._piece_buf = ctypes.create_string_buffer(256)
         self._piece_cache: dict[int, bytes] = {}
+
+    def _new_context(self, opts: LoadOptions, threads: int, pooling: int) -> Any:
+        cparams = ll.llama_context_default_params()
+        if opts.embedding:
+            # Many inputs per decode, each its own sequence, all in one pool; a whole input must fit one
+            # micro-batch (non-causal models cannot split one), so the batch is the context.
+            cparams.n_ctx = opts.n_ctx
+            cparams.n_batch = cparams.n_ubatch = opts.n_ctx
+            cparams.n_seq_max = EMBED_SEQS
+            cparams.kv_unified = True
+            cparams.embeddings = True
+            cparams.pooling_type = pooling
+        else:
+            cparams.n_ctx = opts.n_ctx * self.n_slots
+            cparams.n_batch = cparams.n_ubatch = max(opts.n_batch, 1)
+            cparams.n_seq_max = self.n_slots
+            # One cache per slot rather than llama-server's unified pool: in a unified cache every decode
+            # attends over the cells all slots occupy (masked), so idle slots' cached prompts slow each
+            # step (bench/RESULTS.md). Each slot has num_ctx cells either way. CORRAL_KV_UNIFIED=1 pools.
+            cparams.kv_unified = bool(os.environ.get("CORRAL_KV_UNIFIED"))
+        cparams.n_threads = threads
+        cparams.n_threads_batch = threads
+        cparams.flash_attn_type = opts.flash_attn
+        cparams.no_perf = True
+        ctx = ll.llama_init_from_model(self.model, cparams)
+        if not ctx:
+            ll.llama_model_free(self.model)
+            raise RuntimeError("failed to create the llama.cpp context (out of memory?)")
+        return ctx
 
     # --- tokens -------------------------------------------------------------------------------------
 
@@ -302,6 +323,31 @@ class Engine:
 
     def can_shift(self) -> bool:
         return bool(ll.llama_memory_can_shift(self.mem))
+
+    # --- embeddings ---------------------------------------------------------------------------------
+
+    def embed_pass(self, inputs: list[list[int]]) -> list[list[float]]:
+        """One decode over several inputs (each its own sequence, all fitting the batch): pooled vectors.
+
+        Raw vectors; the server normalises (``/api/embed``) or not (the legacy ``/api/embeddings``).
+        """
+        self.batch_clear()
+        for seq, tokens in enumerate(inputs):
+            self.batch_add_seq(tokens, 0, seq, True)
+            self._b_logits[self.batch.n_tokens - len(tokens):self.batch.n_tokens] = [1] * len(tokens)
+        ret = self.decode()
+        try:
+            if ret != 0:
+                raise RuntimeError(f"llama_decode failed ({ret})")
+            out = []
+            for seq in range(len(inputs)):
+                ptr = ll.llama_get_embeddings_seq(self.ctx, seq)
+                if not ptr:
+                    raise RuntimeError("the model produced no pooled embedding")
+                out.append(list(ptr[: self.n_embd]))
+            return out
+        finally:
+            ll.llama_memory_clear(self.mem, True)
 
     def close(self) -> None:
         ll.llama_batch_free(self.batch)

@@ -16,8 +16,12 @@ from collections import deque
 from typing import Any
 
 from corral.runner import protocol
-from corral.runner.engine import Engine, Sampling
+from corral.runner.engine import EMBED_SEQS, Engine, Sampling
 from corral.runner.slots import Request, Slot, common_prefix, pick_slot, plan_batch
+
+
+class InputTooLong(Exception):
+    """An embedding input longer than the context, with truncation off."""
 
 
 class Runner:
@@ -73,6 +77,7 @@ class Runner:
                     self.inbox.put(msg)
                 elif kind == "stats":
                     self.send({"kind": "result", "id": msg["id"], "decode_calls": self.decode_calls,
+                               "n_batch": self.engine.n_batch,
                                "slots": [len(s.cached) for s in self.slots]})
                 else:
                     self.inbox.put(msg)
@@ -182,6 +187,41 @@ class Runner:
                 self._finish(slot, "canceled")
                 return
 
+    def _embed(self, msg: dict[str, Any]) -> None:
+        """Embed every input of one request, as many inputs per decode as the batch holds."""
+        eng = self.engine
+        try:
+            limit = eng.n_ctx_slot
+            inputs: list[list[int]] = []
+            for text in msg["inputs"]:
+                tokens = eng.tokenize(text) or [eng.bos]
+                if len(tokens) > limit:
+                    if not msg.get("truncate", True):
+                        raise InputTooLong()
+                    tokens = tokens[:limit]
+                inputs.append(tokens)
+            vectors: list[list[float]] = []
+            pack: list[list[int]] = []
+            used = 0
+            for tokens in inputs:
+                if pack and (used + len(tokens) > eng.n_batch or len(pack) == EMBED_SEQS):
+                    vectors += eng.embed_pass(pack)
+                    self.decode_calls += 1
+                    pack, used = [], 0
+                pack.append(tokens)
+                used += len(tokens)
+            if pack:
+                vectors += eng.embed_pass(pack)
+                self.decode_calls += 1
+        except InputTooLong:
+            self.send({"kind": "error", "id": msg["id"], "error": "input too long", "code": "input_too_long"})
+            return
+        except Exception as exc:
+            self.send({"kind": "error", "id": msg["id"], "error": str(exc)})
+            return
+        self.send({"kind": "result", "id": msg["id"], "embeddings": vectors,
+                   "counts": [len(t) for t in inputs]})
+
     # --- the loop -----------------------------------------------------------------------------------
 
     def _drain(self, block: bool) -> None:
@@ -195,6 +235,8 @@ class Runner:
                 self._submit(msg)
             elif kind == "cancel":
                 self._cancel(msg["id"])
+            elif kind == "embed":
+                self._embed(msg)
             try:
                 msg = self.inbox.get_nowait()
             except queue.Empty:

@@ -27,6 +27,10 @@ log = logging.getLogger("corral.runner")
 class RunnerError(Exception):
     """A runner failed to load or ended while serving; the message is meant for the client."""
 
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code  # a machine-readable reason the runner gave (e.g. ``input_too_long``)
+
 
 @dataclass(frozen=True)
 class RunnerSpec:
@@ -189,13 +193,13 @@ class RunnerHandle:
         return stream
 
     async def call(self, kind: str, **fields: Any) -> dict[str, Any]:
-        """A request with one reply (tokenize, detokenize, stats)."""
+        """A request with one reply (tokenize, detokenize, stats, embed)."""
         stream = self._open()
         try:
             self._send({"kind": kind, "id": stream.id, **fields})
             msg = await stream.queue.get()
             if msg["kind"] == "error":
-                raise RunnerError(msg["error"])
+                raise RunnerError(msg["error"], msg.get("code"))
             return msg
         finally:
             self._streams.pop(stream.id, None)

@@ -61,6 +61,7 @@ class Generation:
     # False when the client wants one response: the runner then sends the text once, with ``done``,
     # instead of a frame per token that the server would only add up again.
     stream: bool = True
+    embedding: bool = False  # an embedding runner (pooled vectors) rather than a generating one
 
     @property
     def load_options(self) -> dict[str, Any]:
@@ -68,7 +69,7 @@ class Generation:
 
     async def acquire(self, request: Request | None = None) -> Loaded:
         """A runner for this request; a client that leaves while waiting gets Ollama's 499."""
-        spec = self.state.runner_spec(self.model, self.load_options)
+        spec = self.state.runner_spec(self.model, self.load_options, embedding=self.embedding)
         sched = self.state.scheduler
         t0 = time.perf_counter()
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,8 +23,9 @@ from corral.prompt.gotemplate import parse as parse_template
 from corral.server.ndjson import NDJSONStream, json_response
 from corral.server.state import ServerState
 from corral.store.blobs import normalize_digest
-from corral.store.build import CreateError, build_model
+from corral.store.build import CreateError, apply_info, build_model, validate_quantize
 from corral.store.errors import DigestMismatch, InvalidDigest, InvalidModelName, StoreError
+from corral.store.manifest import ConfigV2
 from corral.store.models import LocalModel
 from corral.store.names import ModelName
 
@@ -108,10 +110,6 @@ async def create(request: Request) -> Response:
     name = _parse_name(req.model)
     for files in (req.files, req.adapters, req.draft_files):
         _check_file_keys(files)
-    wanted = req.quantize or req.draft_quantize
-    if wanted:
-        raise errors.BadRequest(f"quantization is not supported yet (requested {wanted!r}); "
-                                "create the model without quantize")
     base: LocalModel | None = None
     if req.from_:
         from_name = _parse_name(req.from_)
@@ -129,19 +127,33 @@ async def create(request: Request) -> Response:
     if ignored:
         log.info("create %s: ignoring unknown parameters %s", req.model, ignored)
     messages = [m.to_wire() for m in req.messages or []]
+    files = None if base is not None else req.files
+    try:
+        apply_info(ConfigV2(), req.info)  # refuse a malformed info before anything is written
+        # Quantize types and sources are checked up front (GGUF headers only), so that a refusal is a
+        # plain 400 rather than an error line in the middle of a stream.
+        await anyio.to_thread.run_sync(functools.partial(
+            validate_quantize, state.store, quantize=req.quantize, draft_quantize=req.draft_quantize, base=base,
+            files=files, drafts=req.draft_files))
+    except CreateError as e:
+        raise errors.BadRequest(str(e)) from None
+    except InvalidDigest:
+        raise errors.invalid_digest() from None
 
     queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
     loop = asyncio.get_running_loop()
 
-    def progress(status: str) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, ProgressResponse(status=status).to_wire())
+    def progress(status: str, *, digest: str = "", total: int = 0, completed: int = 0) -> None:
+        line = ProgressResponse(status=status, digest=digest, total=total, completed=completed).to_wire()
+        loop.call_soon_threadsafe(queue.put_nowait, line)
 
     def work() -> LocalModel:
+        # Runs in a worker thread; a quantization inside runs llama.cpp in its own child process.
         return build_model(
-            state.store, name, base=base, files=None if base is not None else req.files,
-            adapters=req.adapters, drafts=req.draft_files, template=req.template, system=req.system,
-            licenses=req.licenses(), params=params, messages=messages, renderer=req.renderer, parser=req.parser,
-            requires=req.requires, progress=progress, prune=not state.settings.noprune)
+            state.store, name, base=base, files=files, adapters=req.adapters, drafts=req.draft_files,
+            template=req.template, system=req.system, licenses=req.licenses(), params=params, messages=messages,
+            renderer=req.renderer, parser=req.parser, requires=req.requires, quantize=req.quantize,
+            draft_quantize=req.draft_quantize, info=req.info, progress=progress, prune=not state.settings.noprune)
 
     async def run() -> None:
         try:

@@ -4,8 +4,10 @@
 existing model (every layer kept, ``from`` set to the base's short name) or from uploaded GGUF blobs
 (``files``, ``adapters``); then the request's template and system replace earlier ones, licenses are
 appended, parameters are merged over the inherited ones (new keys win, old keys stay), messages replace
-the old ones only when given.  The config blob and the manifest follow, and blobs only the replaced
-manifest used are removed.  Progress goes through a callback with Ollama's status texts.
+the old ones only when given.  With ``quantize`` the F16/BF16/F32 weights are quantized by llama.cpp
+into a new model layer (``draft_quantize`` does the same for a DRAFT); ``info`` overrides config
+fields as Ollama's ``applyCreateInfo`` does.  The config blob and the manifest follow, and blobs only
+the replaced manifest used are removed.  Progress goes through a callback with Ollama's status texts.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from corral.store.blobs import normalize_digest
 from corral.store.create import messages_bytes, params_bytes
@@ -38,8 +41,15 @@ from corral.store.manifest import (
 )
 from corral.store.models import LocalModel, Store
 from corral.store.names import ModelName
+from corral.store.quantize import (
+    PROGRESS_DIGEST,
+    QuantizeRefused,
+    check_source,
+    parse_quant_type,
+    quantize_blob,
+)
 
-__all__ = ["CreateError", "build_model", "gguf_media_type"]
+__all__ = ["CreateError", "Progress", "apply_info", "build_model", "gguf_media_type", "validate_quantize"]
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +57,15 @@ GGML_TYPES = (MEDIA_TYPE_MODEL, MEDIA_TYPE_PROJECTOR, MEDIA_TYPE_ADAPTER)
 ERR_NOT_GGUF = "supplied file was not in GGUF format"
 ERR_ONE_ADAPTER = "only one adapter is currently supported"
 
-Progress = Callable[[str], None]
+
+class Progress(Protocol):
+    """Receives each status line of a create; quantization also reports bytes done of the layer."""
+
+    def __call__(self, status: str, *, digest: str = "", total: int = 0, completed: int = 0) -> None: ...
+
+
+def _no_progress(status: str, *, digest: str = "", total: int = 0, completed: int = 0) -> None:
+    pass
 
 
 class CreateError(StoreError, ValueError):
@@ -102,6 +120,142 @@ def _file_layers(store: Store, files: Mapping[str, str], progress: Progress, *, 
     return out
 
 
+# --- quantize -----------------------------------------------------------------------------------
+
+
+def _quantizable(store: Store, layers: Sequence[Layer], media_type: str) -> list[tuple[Layer, GGUFMetadata]]:
+    out = []
+    for layer in layers:
+        if layer.media_type != media_type:
+            continue
+        try:
+            out.append((layer, read_metadata(store.blobs.path(layer.digest))))
+        except (GGUFError, OSError):
+            continue  # not readable here: build_model reports it, or keeps the layer as Ollama would
+    return out
+
+
+def validate_quantize(store: Store, *, quantize: str = "", draft_quantize: str = "", base: LocalModel | None = None,
+                      files: Mapping[str, str] | None = None, drafts: Mapping[str, str] | None = None) -> None:
+    """Refuse a bad quantize request before any work starts (:class:`CreateError`, a 400).
+
+    Checks the type names, ``draft_quantize`` without a DRAFT, and sources that are already quantized
+    (read from GGUF headers only).  ``build_model`` checks again; this only makes the refusal a
+    plain 400 instead of an error line in the middle of a stream.
+    """
+    try:
+        if quantize:
+            parse_quant_type(quantize)
+            if base is not None:
+                layers = list(base.manifest.layers)
+            else:
+                layers = [Layer(MEDIA_TYPE_MODEL, normalize_digest(d), 0) for d in (files or {}).values()]
+            for _layer, meta in _quantizable(store, layers, MEDIA_TYPE_MODEL):
+                if gguf_media_type(meta) == MEDIA_TYPE_MODEL:
+                    check_source(meta.file_type_name)
+        if draft_quantize:
+            if not drafts:
+                raise CreateError("--draft-quantize requires a DRAFT model")
+            parse_quant_type(draft_quantize)
+            layers = [Layer(MEDIA_TYPE_DRAFT, normalize_digest(d), 0) for d in drafts.values()]
+            for _layer, meta in _quantizable(store, layers, MEDIA_TYPE_DRAFT):
+                check_source(meta.file_type_name, draft=True)
+    except QuantizeRefused as e:
+        raise CreateError(str(e)) from None
+
+
+def _quantize_layers(store: Store, layers: list[Layer], metas: dict[int, GGUFMetadata], statuses: dict[int, str],
+                     media_type: str, target: str, report: Progress) -> list[Layer]:
+    """Replace each ``media_type`` layer by its quantization to ``target`` (a no-op when already that type)."""
+    try:
+        name, _ = parse_quant_type(target)
+    except QuantizeRefused as e:
+        raise CreateError(str(e)) from None
+    out: list[Layer] = []
+    for layer in layers:
+        meta = metas.get(id(layer))
+        if layer.media_type != media_type or meta is None:
+            out.append(layer)
+            continue
+        source = meta.file_type_name
+        try:
+            check_source(source, draft=media_type == MEDIA_TYPE_DRAFT)
+        except QuantizeRefused as e:
+            raise CreateError(str(e)) from None
+        if source == name:
+            out.append(layer)
+            continue
+        status = f"quantizing {source} model to {name}"
+
+        def progress(done: int, total: int, *, status: str = status, size: int = layer.size) -> None:
+            # Ollama reports bytes of the source layer; llama.cpp tells tensors, so scale by those.
+            completed = size if total <= 0 else int(size * min(done, total) / total)
+            report(status, digest=PROGRESS_DIGEST, total=size, completed=completed)
+
+        report(status, digest=PROGRESS_DIGEST, total=layer.size, completed=0)
+        digest, size, existed = quantize_blob(store.blobs, layer.digest, name, progress=progress,
+                                              verified=lambda: report("verifying conversion"))
+        if existed:
+            _touch(store, digest)
+        new = Layer(media_type, digest, size)
+        statuses[id(new)] = f"{'using existing' if existed else 'creating new'} layer {digest}"
+        metas[id(new)] = read_metadata(store.blobs.path(digest))
+        out.append(new)
+    return out
+
+
+# --- info -----------------------------------------------------------------------------------------
+
+
+def apply_info(config: ConfigV2, info: Mapping[str, Any] | None) -> None:
+    """Ollama's ``applyCreateInfo``: ``info`` overrides config fields; a wrong type is a :class:`CreateError`."""
+    if not info:
+        return
+    if "capabilities" in info:
+        caps = info["capabilities"]
+        if not isinstance(caps, list):
+            raise CreateError('info field "capabilities" must be an array of strings')
+        for i, cap in enumerate(caps):
+            if not isinstance(cap, str):
+                raise CreateError(f'info field "capabilities" element {i} must be a string')
+        config.capabilities = list(caps)
+
+    def text(key: str) -> str | None:
+        if key not in info:
+            return None
+        value = info[key]
+        if not isinstance(value, str):
+            raise CreateError(f'info field "{key}" must be a string')
+        return value
+
+    def number(key: str) -> int | None:
+        if key not in info:
+            return None
+        value = info[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CreateError(f'info field "{key}" must be a number')
+        if value < 0 or not math.isfinite(value) or int(value) != value:
+            raise CreateError(f'info field "{key}" must be a non-negative integer')
+        return int(value)
+
+    family = text("model_family")
+    if family is not None:
+        config.model_family = family
+        config.model_families = [family] if family else None
+    for key, attr in (("base_name", "base_name"), ("quantization_level", "file_type"),
+                      ("parameter_size", "model_type")):
+        value = text(key)
+        if value is not None:
+            setattr(config, attr, value)
+    for key in ("context_length", "embedding_length"):
+        count = number(key)
+        if count is not None:
+            setattr(config, key, count)
+
+
+# --- create -------------------------------------------------------------------------------------
+
+
 def build_model(
     store: Store,
     name: ModelName,
@@ -118,14 +272,17 @@ def build_model(
     renderer: str = "",
     parser: str = "",
     requires: str = "",
+    quantize: str = "",
+    draft_quantize: str = "",
+    info: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
     prune: bool = True,
 ) -> LocalModel:
     """Create or replace model ``name``; see the module docstring.  Raises :class:`CreateError`."""
-    report: Progress = progress or (lambda _status: None)
+    report: Progress = progress or _no_progress
     statuses: dict[int, str] = {}
+    metas: dict[int, GGUFMetadata] = {}  # GGUF header of each weights layer, by id(layer)
     layers: list[Layer] = []
-    ggml: list[GGUFMetadata] = []
     config = ConfigV2(model_format="", model_families=[])
 
     if base is not None:
@@ -135,43 +292,63 @@ def build_model(
             statuses[id(new)] = f"using existing layer {layer.digest}"
             _touch(store, layer.digest)
             layers.append(new)
-            if layer.media_type in GGML_TYPES:
+            if layer.media_type in (*GGML_TYPES, MEDIA_TYPE_DRAFT):
                 try:
-                    ggml.append(read_metadata(store.blobs.path(layer.digest)))
+                    metas[id(new)] = read_metadata(store.blobs.path(layer.digest))
                 except (GGUFError, OSError) as e:
                     log.warning("base layer %s of %s unreadable: %s", layer.digest, from_name, e)
-        for key in ("renderer", "parser", "requires", "capabilities"):
+        for key in ("renderer", "parser", "requires", "capabilities", "draft"):
             if base.config.get(key):
                 setattr(config, key, base.config[key])
     elif files:
         for layer, meta in _file_layers(store, files, report, adapter=False):
             statuses[id(layer)] = f"using existing layer {layer.digest}"
             layers.append(layer)
-            ggml.append(meta)
+            metas[id(layer)] = meta
     if adapters:
         if len(adapters) > 1:
             raise CreateError(ERR_ONE_ADAPTER)
         for layer, meta in _file_layers(store, adapters, report, adapter=True):
             statuses[id(layer)] = f"using existing layer {layer.digest}"
             layers.append(layer)
-            ggml.append(meta)
+            metas[id(layer)] = meta
 
     if drafts:
         # A DRAFT model for speculative decoding: stored (one layer per file, replacing older ones) and
         # shown; the runner does not use it yet.
         layers = [x for x in layers if x.media_type != MEDIA_TYPE_DRAFT]
-        for layer, _meta in _file_layers(store, drafts, report, adapter=False):
+        for layer, meta in _file_layers(store, drafts, report, adapter=False):
             draft = Layer(MEDIA_TYPE_DRAFT, layer.digest, layer.size)
             statuses[id(draft)] = f"using existing layer {layer.digest}"
             layers.append(draft)
+            metas[id(draft)] = meta
+    elif draft_quantize:
+        raise CreateError("--draft-quantize requires a DRAFT model")
 
-    for meta in ggml:
+    if quantize:
+        layers = _quantize_layers(store, layers, metas, statuses, MEDIA_TYPE_MODEL, quantize, report)
+    if draft_quantize:
+        layers = _quantize_layers(store, layers, metas, statuses, MEDIA_TYPE_DRAFT, draft_quantize, report)
+
+    # Info comes first: the GGUF facts below only fill what it left empty, as in Ollama.
+    apply_info(config, info)
+    for layer in layers:
+        found = metas.get(id(layer))
+        if found is None:
+            continue
+        if layer.media_type == MEDIA_TYPE_DRAFT:
+            config.draft = {"model_format": "gguf", "architecture": found.architecture}
+            continue
         config.model_format = config.model_format or "gguf"
-        config.model_family = config.model_family or meta.architecture
-        config.model_type = config.model_type or meta.parameter_size
-        config.file_type = config.file_type or meta.file_type_name
-        if config.model_families is not None and meta.architecture not in config.model_families:
-            config.model_families.append(meta.architecture)
+        config.model_family = config.model_family or found.architecture
+        config.model_type = config.model_type or found.parameter_size
+        config.file_type = config.file_type or found.file_type_name
+        if config.model_families is None:
+            config.model_families = []
+        if found.architecture not in config.model_families:
+            config.model_families.append(found.architecture)
+    if not any(x.media_type == MEDIA_TYPE_DRAFT for x in layers):
+        config.draft = None
     config.renderer = renderer or config.renderer
     config.parser = parser or config.parser
     config.requires = requires or config.requires
