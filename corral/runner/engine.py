@@ -243,8 +243,8 @@ class Engine:
             add(chain, grammar)
         last_n = self.n_ctx_slot if s.repeat_last_n < 0 else s.repeat_last_n
         if last_n and (s.repeat_penalty != 1.0 or s.presence_penalty or s.frequency_penalty):
-            add(chain, ll.llama_sampler_init_penalties(last_n, s.repeat_penalty, s.frequency_penalty,
-                                                       s.presence_penalty))
+            add(chain, ll.llama_sampler_init_penalties(self.n_vocab, last_n, s.repeat_penalty,
+                                                       s.frequency_penalty, s.presence_penalty))
         if s.temperature <= 0:
             add(chain, ll.llama_sampler_init_greedy())
             return chain
@@ -273,6 +273,26 @@ class Engine:
         logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
         top = np.partition(logits, -2)[-2:]
         return float(abs(top[1] - top[0]))
+
+    def logprobs(self, batch_index: int, token: int, top: int) -> dict[str, Any]:
+        """Log-probability of ``token`` under the model's raw distribution at that batch row, with the
+        ``top`` most likely alternatives, in Ollama's wire shape (``token``, ``logprob``, ``bytes``)."""
+        import numpy as np
+
+        ptr = ll.llama_get_logits_ith(self.ctx, batch_index)
+        logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).astype(np.float64)
+        peak = float(logits.max())
+        log_total = peak + float(np.log(np.exp(logits - peak).sum()))
+        entry = self._lp_entry(token, float(logits[token]) - log_total)
+        if top > 0:
+            best = np.argpartition(logits, -top)[-top:]
+            best = best[np.argsort(-logits[best], kind="stable")]
+            entry["top_logprobs"] = [self._lp_entry(int(t), float(logits[t]) - log_total) for t in best]
+        return entry
+
+    def _lp_entry(self, token: int, logprob: float) -> dict[str, Any]:
+        raw = self.piece(token)
+        return {"token": raw.decode("utf-8", errors="replace"), "logprob": logprob, "bytes": list(raw)}
 
     @staticmethod
     def free_sampler(chain: Any) -> None:

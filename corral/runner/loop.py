@@ -101,7 +101,9 @@ class Runner:
             sampling = Sampling.from_wire(msg.get("sampling") or {})
             r = Request(id=rid, prompt=prompt, sampling=sampling,
                         num_predict=int(msg.get("num_predict", -1)), stop=list(msg.get("stop") or []),
-                        report_gaps=bool(msg.get("report_gaps")), stream=bool(msg.get("stream", True)))
+                        report_gaps=bool(msg.get("report_gaps")), stream=bool(msg.get("stream", True)),
+                        logprobs=bool(msg.get("logprobs")),
+                        top_logprobs=max(0, min(20, int(msg.get("top_logprobs") or 0))))
             r.sampler = self.engine.new_sampler(sampling)
         except Exception as exc:  # bad input fails its own request only
             self.send({"kind": "error", "id": rid, "error": str(exc)})
@@ -136,9 +138,15 @@ class Runner:
         r.t_start = time.perf_counter()
 
     def _emit(self, r: Request, text: str) -> None:
-        """Streamed requests get their text as it comes; the others get it all in ``done``."""
+        """Streamed requests get their text as it comes; the others get it all in ``done``.
+
+        Log-probabilities travel with the text their tokens completed (a token that ends inside a UTF-8
+        character or a possible stop string waits for the next piece of text)."""
         if r.stream:
-            self.send({"kind": "token", "id": r.id, "text": text})
+            msg: dict[str, Any] = {"kind": "token", "id": r.id, "text": text}
+            if r.lp_pending:
+                msg["logprobs"], r.lp_pending = r.lp_pending, []
+            self.send(msg)
         else:
             r.held.append(text)
 
@@ -163,6 +171,8 @@ class Runner:
         }
         if not r.stream:
             msg["text"] = "".join(r.held)
+        if r.lp_pending:
+            msg["logprobs"] = r.lp_pending
         if r.cancel_at is not None:
             msg["tokens_after_cancel"] = len(r.generated) - r.cancel_at
         if r.report_gaps:
@@ -307,6 +317,8 @@ class Runner:
         if eng.is_eog(token):
             self._finish(slot, "stop")
             return
+        if r.logprobs or r.top_logprobs:
+            r.lp_pending.append(eng.logprobs(r.logits_index, token, r.top_logprobs))
         r.generated.append(token)
         text = r.text.push(eng.piece(token))
         if text and r.stops is not None:

@@ -39,6 +39,9 @@ class Request:
     report_gaps: bool = False  # debugging aid: record the top-2 logit gap at every sampled token
     gaps: list[float] = field(default_factory=list)
     stream: bool = True  # False: text is held and sent once, in the ``done`` message
+    logprobs: bool = False
+    top_logprobs: int = 0
+    lp_pending: list[dict[str, Any]] = field(default_factory=list)  # not yet sent with any text
     held: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:

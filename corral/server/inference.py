@@ -62,6 +62,8 @@ class Generation:
     # instead of a frame per token that the server would only add up again.
     stream: bool = True
     embedding: bool = False  # an embedding runner (pooled vectors) rather than a generating one
+    logprobs: bool = False
+    top_logprobs: int = 0
 
     @property
     def load_options(self) -> dict[str, Any]:
@@ -99,7 +101,7 @@ class Generation:
         if isinstance(stop, str):
             stop = [stop]
         return {"sampling": sampling, "num_predict": int(o.get("num_predict", -1)), "stop": list(stop),
-                "stream": self.stream}
+                "stream": self.stream, "logprobs": self.logprobs, "top_logprobs": self.top_logprobs}
 
     async def fit(self, messages: list[dict[str, Any]], render: Render, *, truncate: bool, shift: bool) -> Fitted:
         """The prompt for these messages, cut to the context if it overflows (see corral.server.context)."""
@@ -116,8 +118,10 @@ class Generation:
         source: dict[str, Any] = {"tokens": tokens} if tokens is not None else {"prompt": prompt}
         try:
             async for msg in self.entry.handle.generate(**source, **self.submit_fields()):
-                if msg["kind"] == "done" and msg.get("text"):
-                    yield {"kind": "token", "id": msg["id"], "text": msg["text"]}
+                if msg["kind"] == "done" and (msg.get("text") or msg.get("logprobs")):
+                    # what the runner held back until the end (all of it when not streaming)
+                    yield {"kind": "token", "id": msg["id"], "text": msg.pop("text", ""),
+                           "logprobs": msg.pop("logprobs", None)}
                 yield msg
         except RunnerError as exc:
             raise errors.InternalError(str(exc)) from None
