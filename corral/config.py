@@ -110,6 +110,7 @@ class Settings:
     debug: bool = False
     max_memory: int | None = None  # corral: cap on what the scheduler treats as available memory
     bundled: bool = True  # corral: import the bundled models into the store at start-up
+    registry: str = ""  # corral: CORRAL_REGISTRY serves registry.ollama.ai names from this registry instead
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -132,6 +133,7 @@ class Settings:
             debug=_bool(e, "OLLAMA_DEBUG"),
             max_memory=parse_bytes(_raw(e, "CORRAL_MAX_MEMORY")),
             bundled=not _bool(e, "CORRAL_NO_BUNDLED"),
+            registry=_raw(e, "CORRAL_REGISTRY"),
         )
 
     def as_env_map(self) -> dict[str, object]:
@@ -142,5 +144,5 @@ class Settings:
             "OLLAMA_CONTEXT_LENGTH": self.context_length, "OLLAMA_NUM_PARALLEL": self.num_parallel,
             "OLLAMA_MAX_LOADED_MODELS": self.max_loaded_models, "OLLAMA_MAX_QUEUE": self.max_queue,
             "OLLAMA_LOAD_TIMEOUT": self.load_timeout, "OLLAMA_NOPRUNE": self.noprune,
-            "OLLAMA_DEBUG": self.debug, "CORRAL_MAX_MEMORY": self.max_memory,
+            "OLLAMA_DEBUG": self.debug, "CORRAL_MAX_MEMORY": self.max_memory, "CORRAL_REGISTRY": self.registry,
         }

@@ -7,6 +7,7 @@ server (or at a recording proxy in front of it, to see the custom header arrive)
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -19,10 +20,17 @@ from typing import ClassVar
 import httpx
 import pytest
 
+from tests import registry_fixture
+from tests.registry_fixture import DockerRegistry
 from tests.servers import CorralServer
 
 HERE = Path(__file__).parent / "tutorial"
 PACKAGES = ["ollama", "corral"]
+
+# pull and push run against the tests' own registry through CORRAL_REGISTRY (tests/registry_fixture.py).
+registry = registry_fixture.registry
+mirror_server = registry_fixture.mirror_server
+mirror_llama = registry_fixture.mirror_llama
 
 
 def run_example(name: str, package: str, host: str, url: str | None = None,
@@ -97,9 +105,45 @@ def test_custom_client_sends_its_header(server: CorralServer, recorder: str, pac
 def test_error_handling_example(server: CorralServer, package: str) -> None:
     done = run_example("error_handling.py", package, server.host)
     # chat() on an unknown model raises ResponseError with status 404; the example prints it, then tries
-    # `pull`, which fails too: the model exists in no registry (pull itself is another issue's work).
+    # `pull`, which fails too: this server's default registry (registry.ollama.ai) is out of reach here.
     assert "Error: model 'does-not-yet-exist' not found" in done.stdout
-    assert "ResponseError" in done.stderr
+    assert "ResponseError" in done.stderr and "cannot reach registry registry.ollama.ai" in done.stderr
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_error_handling_example_with_a_registry(mirror_server: CorralServer, package: str) -> None:
+    # With CORRAL_REGISTRY set, the registry is reached and answers what Ollama's would: no such model.
+    done = run_example("error_handling.py", package, mirror_server.host)
+    assert "Error: model 'does-not-yet-exist' not found" in done.stdout
+    assert "ResponseError: pull model manifest: file does not exist" in done.stderr
+
+
+# --- pull and push, through the default-registry setting -------------------------------------------
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_pull_example(mirror_server: CorralServer, mirror_llama: str, package: str) -> None:
+    httpx.request("DELETE", mirror_server.url + "/api/delete", json={"model": "llama3.2"})
+    done = run_example("pull.py", package, mirror_server.host)
+    assert done.returncode == 0, done.stderr
+    models = {m["name"]: m["digest"] for m in httpx.get(mirror_server.url + "/api/tags").json()["models"]}
+    assert models["llama3.2:latest"] == mirror_llama  # the registry's manifest, byte for byte
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_push_example(mirror_server: CorralServer, mirror_llama: str, registry: DockerRegistry, package: str) -> None:
+    r = httpx.post(mirror_server.url + "/api/pull", json={"model": "llama3.2", "stream": False}, timeout=300)
+    assert r.status_code == 200, r.text
+    r = httpx.post(mirror_server.url + "/api/copy", json={"source": "llama3.2", "destination": "user/llama3.2"})
+    assert r.status_code == 200
+    before = registry.manifest("user/llama3.2", "latest")
+    if before.status_code == 200:  # pushed by the other package's run: remove it, so this run pushes again
+        digest = before.headers["docker-content-digest"]
+        assert httpx.delete(f"{registry.url}/v2/user/llama3.2/manifests/{digest}").status_code == 202
+    done = run_example("push.py", package, mirror_server.host)
+    assert done.returncode == 0, done.stderr
+    served = registry.manifest("user/llama3.2", "latest")
+    assert served.status_code == 200 and hashlib.sha256(served.content).hexdigest() == mirror_llama
 
 
 # --- model management: show, create, copy, delete -------------------------------------------------

@@ -19,6 +19,7 @@ ENV_HELP = """Environment variables:
   OLLAMA_NOPRUNE            do not prune unused blobs at start-up
   OLLAMA_DEBUG              verbose logging
   CORRAL_MAX_MEMORY         cap on the memory the scheduler may fill (e.g. "2GB")
+  CORRAL_REGISTRY           serve registry.ollama.ai names from this registry (e.g. "http://mirror:5000")
 """
 
 
@@ -40,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--nowordwrap", action="store_true", help="accepted for Ollama compatibility")
     r.add_argument("--insecure", action="store_true", help="use an insecure registry")
     r.set_defaults(func=_lazy("corral.cli.run", "cmd_run"))
+
+    for command, what in (("pull", "pull a model from a registry"), ("push", "push a model to a registry")):
+        t = sub.add_parser(command, help=what)
+        t.add_argument("model")
+        t.add_argument("--insecure", action="store_true", help="use an insecure registry")
+        t.set_defaults(func=_lazy("corral.cli.transfer", f"cmd_{command}"))
 
     ls = sub.add_parser("list", aliases=["ls"], help="list models")
     ls.set_defaults(func=_lazy("corral.cli.models", "cmd_list"))

@@ -58,6 +58,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not prompt:
             return 0
     try:
+        client.show(args.model)
+    except ResponseError as exc:
+        if exc.status_code != 404:
+            print(f"Error: {exc.error}", file=sys.stderr)
+            return 1
+        # As Ollama's CLI does: a model the server lacks is pulled first.
+        from corral.cli.transfer import pull_with_progress
+
+        if pull_with_progress(client, args.model, insecure=args.insecure) != 0:
+            return 1
+    try:
         if prompt:
             _chat(client, args, [{"role": "user", "content": prompt}])
             return 0

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp
 from corral.api.errors import APIError
 from corral.config import Settings
 from corral.scheduler.scheduler import Scheduler
-from corral.server import routes_infer, routes_models, routes_store
+from corral.server import routes_embed, routes_infer, routes_models, routes_registry, routes_store
 from corral.server.cors import CORSMiddleware
 from corral.server.guard import HostGuardMiddleware
 from corral.server.ndjson import error_response
@@ -89,7 +89,8 @@ def create_app(settings: Settings | None = None, *, state: ServerState | None = 
         finally:
             await state.scheduler.shutdown()
 
-    routes = [*routes_models.routes(), *routes_infer.routes(), *routes_store.routes()]
+    routes = [*routes_models.routes(), *routes_infer.routes(), *routes_embed.routes(), *routes_store.routes(),
+              *routes_registry.routes()]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={APIError: _api_error, HTTPException: _http_error,
                                         Exception: _internal_error})

@@ -1,0 +1,3 @@
+import ollama
+
+ollama.pull('llama3.2')

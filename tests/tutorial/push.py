@@ -1,0 +1,3 @@
+import ollama
+
+ollama.push('user/llama3.2')
