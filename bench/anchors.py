@@ -174,7 +174,8 @@ def llama_server(anchors: Anchors, model: Path, *, threads: int, slots: int, ctx
     port = free_port()
     argv = [str(anchors.tool("llama-server")), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
             "-t", str(threads), "-tb", str(threads), "-np", str(slots), "-c", str(ctx_per_slot * slots),
-            "--kv-unified", "--kv-unified-per-slot", str(ctx_per_slot), "-b", "512", "-ub", "512", "--no-repack",
+            # one KV cache per slot (llama-server's default with an explicit -np), as corral's runners have
+            "-b", "512", "-ub", "512", "--no-repack",
             "--no-webui", "-ngl", "0", "--no-warmup", "--cache-ram", "0"]
     return Server("llama-server", argv, port, "/health", {}, log_dir / f"llama-server-{tag}.log")
 

@@ -179,7 +179,7 @@ def batched_bench(anchors: Anchors, model_path: Path, cfg: Config, npl: Sequence
     """``llama-batched-bench`` S_TG (generated tokens per second of generation) per number of sequences."""
     argv = [str(anchors.tool("llama-batched-bench")), "-m", str(model_path), "-c", str(cfg.ctx_per_slot * cfg.slots),
             "-b", "512", "-ub", "512", "-t", str(cfg.threads), "-tb", str(cfg.threads), "-ngl", "0",
-            "--no-repack", "-kvu", "-npp", str(npp), "-ntg", str(ntg), "-npl", ",".join(map(str, npl)),
+            "--no-repack", "-npp", str(npp), "-ntg", str(ntg), "-npl", ",".join(map(str, npl)),
             "--output-format", "jsonl"]
     return {int(str(r["pl"])): float(str(r["speed_tg"])) for r in _jsonl(argv)}
 
