@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from gguf import GGUFReader, GGUFValueType, GGUFWriter, LlamaFileType
+from gguf import GGUFReader, GGUFValueType, GGUFWriter, LlamaFileType, PoolingType
 
 __all__ = ["TinyLlama", "copy_tokenizer", "write_tiny_llama", "write_tiny_lora"]
 
@@ -65,8 +65,12 @@ def _matrix(rng: np.random.Generator, n_out: int, n_in: int, std: float) -> np.n
 
 
 def write_tiny_llama(path: str | Path, tokenizer_from: str | Path, *, shape: TinyLlama = TinyLlama(),
-                     seed: int = 0, name: str = "tiny-random-llama") -> Path:
-    """A random F16 llama model with the tokenizer of ``tokenizer_from``; returns ``path``."""
+                     seed: int = 0, name: str = "tiny-random-llama", pooling: PoolingType | None = None) -> Path:
+    """A random F16 llama model with the tokenizer of ``tokenizer_from``; returns ``path``.
+
+    With ``pooling`` it carries ``llama.pooling_type``: an embedding model to Ollama (and corral), whose
+    vectors llama.cpp pools that way.
+    """
     path = Path(path)
     rng = np.random.default_rng(seed)
     w = GGUFWriter(str(path), ARCH)
@@ -84,6 +88,8 @@ def write_tiny_llama(path: str | Path, tokenizer_from: str | Path, *, shape: Tin
     w.add_layer_norm_rms_eps(1e-5)
     w.add_vocab_size(n_vocab)
     w.add_file_type(LlamaFileType.MOSTLY_F16)
+    if pooling is not None:
+        w.add_pooling_type(pooling)
 
     kv_dim = shape.head_dim * shape.n_head_kv
     # No output.weight: llama.cpp then ties the output projection to token_embd, as SmolLM2 does.

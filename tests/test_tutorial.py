@@ -8,6 +8,8 @@ server (or at a recording proxy in front of it, to see the custom header arrive)
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import os
 import subprocess
 import sys
@@ -185,3 +187,22 @@ def test_delete_example(server: CorralServer, package: str) -> None:
     assert done.returncode == 0, done.stderr
     names = {m["name"] for m in httpx.get(server.url + "/api/tags").json()["models"]}
     assert f"{victim}:latest" not in names and "llama3.2:latest" in names
+
+
+# --- embed ------------------------------------------------------------------------------------------
+
+EMBED_CALL = "ollama.embed(model='llama3.2', input='The sky is blue because of rayleigh scattering')"
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_embed_example(server: CorralServer, package: str) -> None:
+    # The example prints nothing: its call is kept as written, its result assigned and printed.
+    assert EMBED_CALL in (HERE / "embed.py").read_text()
+    done = run_example("embed.py", package, server.host, replace={
+        EMBED_CALL: f"response = {EMBED_CALL}\nimport json\n"
+                    "print(json.dumps([list(v) for v in response['embeddings']]))"})
+    assert done.returncode == 0, done.stderr
+    vectors = json.loads(done.stdout)
+    assert len(vectors) == 1 and len(vectors[0]) > 0
+    assert all(isinstance(v, float) and math.isfinite(v) for v in vectors[0])
+    assert math.isclose(math.fsum(v * v for v in vectors[0]), 1.0, rel_tol=1e-4)

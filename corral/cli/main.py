@@ -40,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--format", default=None, help='response format (e.g. "json")')
     r.add_argument("--nowordwrap", action="store_true", help="accepted for Ollama compatibility")
     r.add_argument("--insecure", action="store_true", help="use an insecure registry")
+    r.add_argument("--truncate", nargs="?", const=True, default=None, type=_go_bool, metavar="true|false",
+                   help="for embedding models: truncate inputs exceeding context length (default: true); "
+                        "--truncate=false errors instead")
+    r.add_argument("--dimensions", type=int, default=0,
+                   help="truncate output embeddings to this dimension (embedding models only)")
     r.set_defaults(func=_lazy("corral.cli.run", "cmd_run"))
 
     for command, what in (("pull", "pull a model from a registry"), ("push", "push a model to a registry")):
@@ -81,6 +86,15 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("model")
     st.set_defaults(func=_lazy("corral.cli.models", "cmd_stop"))
     return p
+
+
+def _go_bool(text: str) -> bool:
+    """A boolean flag's ``=value`` as Go's ``strconv.ParseBool`` reads it (``--truncate=false``)."""
+    if text in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if text in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
 
 
 def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from corral.api.wire import Float32Array, dumps
 from corral.cli.common import connect
 from corral.client import ResponseError
 
@@ -58,7 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not prompt:
             return 0
     try:
-        client.show(args.model)
+        info = client.show(args.model)
     except ResponseError as exc:
         if exc.status_code != 404:
             print(f"Error: {exc.error}", file=sys.stderr)
@@ -68,7 +69,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         if pull_with_progress(client, args.model, insecure=args.insecure) != 0:
             return 1
+        info = client.show(args.model)
     try:
+        if "embedding" in (info.capabilities or []):
+            return _embed(client, args, prompt)
         if prompt:
             _chat(client, args, [{"role": "user", "content": prompt}])
             return 0
@@ -78,6 +82,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ResponseError as exc:
         print(f"Error: {exc.error}", file=sys.stderr)
         return 1
+
+
+def _embed(client: Any, args: argparse.Namespace, prompt: str) -> int:
+    """An embedding model answers with its vector: one JSON array on stdout, as Ollama's CLI prints it."""
+    if not prompt:
+        print(f'Error: embedding models require input text. Usage: corral run {args.model} "your text here"',
+              file=sys.stderr)
+        return 1
+    response = client.embed(model=args.model, input=prompt, keep_alive=args.keepalive, truncate=args.truncate,
+                            dimensions=args.dimensions or None)
+    if not response.embeddings:
+        print("Error: no embeddings returned", file=sys.stderr)
+        return 1
+    # Go marshals the []float32 it received: shortest float32 digits, no spaces.
+    print(dumps(Float32Array(response.embeddings[0])).decode())
+    return 0
 
 
 def _interactive(client: Any, args: argparse.Namespace) -> int:

@@ -1,4 +1,9 @@
-"""``HEAD/POST /api/blobs/{digest}``, ``POST /api/create``, ``POST /api/copy``, ``DELETE /api/delete``."""
+"""``HEAD/POST /api/blobs/{digest}``, ``POST /api/create``, ``POST /api/copy``, ``DELETE /api/delete``.
+
+A create whose ``from`` names a model missing from the store pulls it first, as Ollama's
+``parseFromModel`` does: the pull's own progress lines (``pulling manifest`` ... ``success``) stream
+ahead of the create's, and a pull that fails ends the create with the pull's error (500).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,9 @@ from corral.api.parse import parse_body
 from corral.api.wire import go_quote
 from corral.prompt.gotemplate import TemplateError
 from corral.prompt.gotemplate import parse as parse_template
+from corral.registry import Progress, RegistryError, pull_model
 from corral.server.ndjson import NDJSONStream, json_response
+from corral.server.routes_registry import registry_options
 from corral.server.state import ServerState
 from corral.store.blobs import normalize_digest
 from corral.store.build import CreateError, apply_info, build_model, validate_quantize
@@ -111,11 +118,12 @@ async def create(request: Request) -> Response:
     for files in (req.files, req.adapters, req.draft_files):
         _check_file_keys(files)
     base: LocalModel | None = None
+    missing_base: ModelName | None = None
     if req.from_:
         from_name = _parse_name(req.from_)
         base = state.store.resolve(from_name)
         if base is None:
-            raise errors.pull_manifest_not_found()  # Ollama would pull it; corral has no registry client here
+            missing_base = from_name  # pulled inside the stream below, before anything is built
     elif not req.files:
         raise errors.create_missing_source()
     if req.template:
@@ -127,14 +135,16 @@ async def create(request: Request) -> Response:
     if ignored:
         log.info("create %s: ignoring unknown parameters %s", req.model, ignored)
     messages = [m.to_wire() for m in req.messages or []]
-    files = None if base is not None else req.files
+    files = None if req.from_ else req.files
     try:
         apply_info(ConfigV2(), req.info)  # refuse a malformed info before anything is written
-        # Quantize types and sources are checked up front (GGUF headers only), so that a refusal is a
-        # plain 400 rather than an error line in the middle of a stream.
-        await anyio.to_thread.run_sync(functools.partial(
-            validate_quantize, state.store, quantize=req.quantize, draft_quantize=req.draft_quantize, base=base,
-            files=files, drafts=req.draft_files))
+        if missing_base is None:
+            # Quantize types and sources are checked up front (GGUF headers only), so that a refusal is
+            # a plain 400 rather than an error line in the middle of a stream.  A base still to be pulled
+            # is checked once it is here.
+            await anyio.to_thread.run_sync(functools.partial(
+                validate_quantize, state.store, quantize=req.quantize, draft_quantize=req.draft_quantize,
+                base=base, files=files, drafts=req.draft_files))
     except CreateError as e:
         raise errors.BadRequest(str(e)) from None
     except InvalidDigest:
@@ -142,12 +152,18 @@ async def create(request: Request) -> Response:
 
     queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
     loop = asyncio.get_running_loop()
+    pulling = False
 
     def progress(status: str, *, digest: str = "", total: int = 0, completed: int = 0) -> None:
         line = ProgressResponse(status=status, digest=digest, total=total, completed=completed).to_wire()
         loop.call_soon_threadsafe(queue.put_nowait, line)
 
-    def work() -> LocalModel:
+    def pull_progress(event: Progress) -> None:
+        # Called on the event loop by the registry client, not from a worker thread.
+        queue.put_nowait(ProgressResponse(status=event.status, digest=event.digest, total=event.total,
+                                          completed=event.completed).to_wire())
+
+    def work(base: LocalModel | None) -> LocalModel:
         # Runs in a worker thread; a quantization inside runs llama.cpp in its own child process.
         return build_model(
             state.store, name, base=base, files=files, adapters=req.adapters, drafts=req.draft_files,
@@ -156,8 +172,20 @@ async def create(request: Request) -> Response:
             draft_quantize=req.draft_quantize, info=req.info, progress=progress, prune=not state.settings.noprune)
 
     async def run() -> None:
+        nonlocal pulling
         try:
-            await anyio.to_thread.run_sync(work)
+            found = base
+            if missing_base is not None:
+                # Ollama pulls with default registry options: no ``insecure``, no credentials but the
+                # server's own (its auth file, or a CORRAL_REGISTRY written with http://).
+                pulling = True
+                found = await pull_model(state.store, missing_base, options=registry_options(state),
+                                         progress=pull_progress)
+                pulling = False
+                await anyio.to_thread.run_sync(functools.partial(
+                    validate_quantize, state.store, quantize=req.quantize, draft_quantize=req.draft_quantize,
+                    base=found, files=None, drafts=req.draft_files))
+            await anyio.to_thread.run_sync(work, found)
         finally:
             loop.call_soon_threadsafe(queue.put_nowait, None)
 
@@ -170,7 +198,12 @@ async def create(request: Request) -> Response:
             await _result(task)
         finally:
             if not task.done():
-                await asyncio.shield(task)
+                if pulling:
+                    # The client left during the pull: stop it (its partial data stays), as /api/pull does.
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                else:
+                    await asyncio.shield(task)  # a build already under way finishes
 
     if req.stream:
         return NDJSONStream(chunks())  # type: ignore[return-value]
@@ -187,6 +220,8 @@ async def _result(task: asyncio.Future[None]) -> None:
         raise errors.BadRequest(str(e)) from None
     except InvalidDigest:
         raise errors.invalid_digest() from None
+    except RegistryError as e:
+        raise errors.InternalError(str(e)) from None  # the pull of a missing base; Ollama answers 500
     except StoreError as e:
         raise errors.InternalError(str(e)) from None
 
