@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from corral.api.duration import parse_env_duration
+
 log = logging.getLogger("corral.config")
 
 DEFAULT_PORT = 11434
@@ -40,26 +42,6 @@ def _int(env: dict[str, str], key: str, default: int) -> int:
         return default
 
 
-_DURATION = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")
-_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_env_duration(text: str, default: float) -> float:
-    """Seconds from a Go duration or a bare integer of seconds; negative means forever."""
-    v = text.strip().strip("\"'")
-    if not v:
-        return default
-    try:
-        seconds = float(int(v))
-    except ValueError:
-        sign = -1.0 if v.startswith("-") else 1.0
-        body = v.lstrip("+-")
-        parts = _DURATION.findall(body)
-        if not parts or "".join(n + u for n, u in parts) != body:
-            log.warning("invalid duration %r, using the default", text)
-            return default
-        seconds = sign * sum(float(n) * _UNIT[u] for n, u in parts)
-    return math.inf if seconds < 0 else seconds
 
 
 def parse_host(value: str) -> tuple[str, int]:

@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_KEEP_ALIVE",
     "format_go_duration",
     "format_keep_alive",
+    "parse_env_duration",
     "parse_go_duration",
     "parse_keep_alive",
     "parse_keep_alive_env",
@@ -181,27 +182,33 @@ def parse_keep_alive(value: Any) -> float | None:
     return seconds
 
 
-def parse_keep_alive_env(text: str | None) -> float:
-    """``OLLAMA_KEEP_ALIVE``: a Go duration or integer seconds; negative is forever; default 5m.
+def parse_env_duration(text: str | None, default: float) -> float:
+    """A duration setting (``OLLAMA_KEEP_ALIVE``, ``OLLAMA_LOAD_TIMEOUT``): a Go duration or integer seconds;
+    negative is forever.
 
     Like Ollama's ``envconfig.Var`` the value is trimmed of spaces and quotes first, and a value
     that parses neither way is ignored (the default applies).
     """
     if text is None:
-        return DEFAULT_KEEP_ALIVE
+        return default
     text = text.strip().strip("\"'")
     if not text:
-        return DEFAULT_KEEP_ALIVE
+        return default
     try:
         nanos = parse_go_duration(text)
     except ValueError:
         try:
             nanos = _parse_go_int(text) * 1_000_000_000
         except ValueError:
-            return DEFAULT_KEEP_ALIVE
+            return default
     if nanos < 0 or nanos >= _MAX_INT64:
         return math.inf
     return nanos / 1e9
+
+
+def parse_keep_alive_env(text: str | None) -> float:
+    """``OLLAMA_KEEP_ALIVE``; default 5m."""
+    return parse_env_duration(text, DEFAULT_KEEP_ALIVE)
 
 
 def _parse_go_int(text: str) -> int:
