@@ -26,7 +26,9 @@ SAMPLING_KEYS = ("temperature", "top_k", "top_p", "min_p", "typical_p", "repeat_
                  "presence_penalty", "frequency_penalty", "seed")
 
 
-def resolve(state: ServerState, name: str) -> LocalModel:
+def resolve(state: ServerState, name: str,
+            not_found: Callable[[str], errors.APIError] = errors.model_not_found) -> LocalModel:
+    """The named model; ``not_found`` picks the wording (the embed paths use the scheduler's)."""
     if not name:
         raise errors.model_required()
     try:
@@ -34,7 +36,7 @@ def resolve(state: ServerState, name: str) -> LocalModel:
     except Exception:
         model = None
     if model is None:
-        raise errors.model_not_found(name)
+        raise not_found(name)
     return model
 
 

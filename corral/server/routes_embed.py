@@ -20,7 +20,7 @@ from corral.api import errors
 from corral.api.embed import EmbeddingsRequest, EmbeddingsResponse, EmbedRequest, EmbedResponse
 from corral.api.parse import parse_body
 from corral.scheduler.handle import RunnerError
-from corral.server.inference import Generation, build_options
+from corral.server.inference import Generation, build_options, resolve
 from corral.server.ndjson import json_response
 from corral.server.state import ServerState
 from corral.store.models import LocalModel
@@ -32,14 +32,8 @@ def _state(request: Request) -> ServerState:
 
 
 def _resolve(state: ServerState, name: str) -> LocalModel:
-    """The embed paths answer a missing model with the scheduler's wording (reference §1.9)."""
-    if not name:
-        raise errors.model_required()
-    try:
-        model = state.store.resolve(name)
-    except Exception:
-        model = None
-    if model is None or model.model_path is None:
+    model = resolve(state, name, errors.model_not_found_pull)
+    if model.model_path is None:
         raise errors.model_not_found_pull(name)
     return model
 
