@@ -51,6 +51,14 @@ class Sampling:
         return cls(**known)
 
 
+@dataclass
+class Sampler:
+    """A request's sampler chain, and its grammar kept apart so that it can be applied lazily."""
+
+    chain: Any
+    grammar: Any = None
+
+
 def physical_cores() -> int:
     """Physical cores, as Ollama picks its default thread count; hyperthreads slow decoding down."""
     try:
@@ -157,6 +165,12 @@ class Engine:
         self._b_logits = _view(self.batch.logits, self.n_batch)
         self.bos = ll.llama_vocab_bos(self.vocab)
         self.add_bos = ll.llama_vocab_get_add_bos(self.vocab)
+        import numpy as np
+
+        token_data = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])  # llama_token_data
+        self._ids = np.arange(self.n_vocab, dtype=np.int32)
+        self._cand = np.empty(self.n_vocab, dtype=token_data)
+        self._one = np.empty(1, dtype=token_data)
         self._piece_buf = ctypes.create_string_buffer(256)
         self._piece_cache: dict[int, bytes] = {}
 
@@ -229,25 +243,25 @@ class Engine:
 
     # --- sampling -----------------------------------------------------------------------------------
 
-    def new_sampler(self, s: Sampling) -> Any:
-        """A sampler chain in Ollama's (llama-server's) order; greedy when temperature is 0."""
+    def new_sampler(self, s: Sampling) -> Sampler:
+        """A sampler chain in Ollama's (llama-server's) order, greedy when temperature is 0; a grammar, if
+        any, is kept beside the chain and consulted lazily (see :meth:`sample`)."""
+        grammar = None
+        if s.grammar:
+            grammar = ll.llama_sampler_init_grammar(self.vocab, s.grammar.encode(), b"root")
+            if not grammar:
+                raise ValueError("invalid grammar")
         params = ll.llama_sampler_chain_default_params()
         params.no_perf = True
         chain = ll.llama_sampler_chain_init(params)
         add = ll.llama_sampler_chain_add
-        if s.grammar:
-            grammar = ll.llama_sampler_init_grammar(self.vocab, s.grammar.encode(), b"root")
-            if not grammar:
-                ll.llama_sampler_free(chain)
-                raise ValueError("invalid grammar")
-            add(chain, grammar)
         last_n = self.n_ctx_slot if s.repeat_last_n < 0 else s.repeat_last_n
         if last_n and (s.repeat_penalty != 1.0 or s.presence_penalty or s.frequency_penalty):
             add(chain, ll.llama_sampler_init_penalties(self.n_vocab, last_n, s.repeat_penalty,
                                                        s.frequency_penalty, s.presence_penalty))
         if s.temperature <= 0:
             add(chain, ll.llama_sampler_init_greedy())
-            return chain
+            return Sampler(chain, grammar)
         if s.top_k > 0:
             add(chain, ll.llama_sampler_init_top_k(s.top_k))
         if 0 < s.typical_p < 1:
@@ -259,11 +273,43 @@ class Engine:
         add(chain, ll.llama_sampler_init_temp(s.temperature))
         seed = ll.LLAMA_DEFAULT_SEED if s.seed < 0 else s.seed & 0xFFFFFFFF
         add(chain, ll.llama_sampler_init_dist(seed))
-        return chain
+        return Sampler(chain, grammar)
 
-    def sample(self, chain: Any, batch_index: int) -> int:
-        # llama_sampler_sample applies the chain to the logits of that batch row and accepts the token.
-        return int(ll.llama_sampler_sample(chain, self.ctx, batch_index))
+    def sample(self, sampler: Sampler, batch_index: int) -> int:
+        if sampler.grammar is None:
+            # applies the chain to the logits of that batch row and accepts the token, all in C
+            return int(ll.llama_sampler_sample(sampler.chain, self.ctx, batch_index))
+        # With a grammar, llama-server's way: sample freely, ask the grammar about that one token, and only
+        # when it refuses, mask the whole vocabulary by the grammar and sample again. Masking ~50k candidates
+        # through the grammar every step made constrained generation many times slower than free text.
+        import numpy as np
+
+        logits = np.ctypeslib.as_array(ll.llama_get_logits_ith(self.ctx, batch_index), shape=(self.n_vocab,))
+        cur = self._candidates(logits)
+        ll.llama_sampler_apply(sampler.chain, ctypes.byref(cur))
+        token = int(cur.data[cur.selected].id)
+        one = self._one
+        one[0] = (token, float(logits[token]), 0.0)
+        single = ll.llama_token_data_array(
+            data=one.ctypes.data_as(ctypes.POINTER(ll.llama_token_data)), size=1, selected=-1, sorted=False)
+        ll.llama_sampler_apply(sampler.grammar, ctypes.byref(single))
+        if not np.isfinite(one[0]["logit"]):
+            cur = self._candidates(logits)
+            ll.llama_sampler_apply(sampler.grammar, ctypes.byref(cur))
+            ll.llama_sampler_apply(sampler.chain, ctypes.byref(cur))
+            token = int(cur.data[cur.selected].id)
+        ll.llama_sampler_accept(sampler.grammar, token)
+        ll.llama_sampler_accept(sampler.chain, token)
+        return token
+
+    def _candidates(self, logits: Any) -> Any:
+        """Every token with its logit, as a llama_token_data_array over a reused buffer."""
+        buf = self._cand
+        buf["id"] = self._ids
+        buf["logit"] = logits
+        buf["p"] = 0.0
+        return ll.llama_token_data_array(data=buf.ctypes.data_as(ctypes.POINTER(ll.llama_token_data)),
+                                         size=self.n_vocab, selected=-1, sorted=False)
 
     def top2_gap(self, batch_index: int) -> float:
         """Difference between the two largest logits of a batch row (for determinism checks only)."""
@@ -295,8 +341,10 @@ class Engine:
         return {"token": raw.decode("utf-8", errors="replace"), "logprob": logprob, "bytes": list(raw)}
 
     @staticmethod
-    def free_sampler(chain: Any) -> None:
-        ll.llama_sampler_free(chain)
+    def free_sampler(sampler: Sampler) -> None:
+        ll.llama_sampler_free(sampler.chain)
+        if sampler.grammar is not None:
+            ll.llama_sampler_free(sampler.grammar)
 
     # --- the batch and the cache ---------------------------------------------------------------------
 
