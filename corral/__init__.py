@@ -13,15 +13,20 @@ The top-level package is the SDK, a drop-in for ollama-python 0.6.3::
 default ``Client``, made on first use rather than at import, so that importing corral (or any corral
 subpackage) reads no environment and opens nothing; ``corral._client`` is that client.
 
+``from corral._types import ...``, ``corral._utils`` and ``from corral._client import ...`` find the
+modules that ``ollama._types``, ``ollama._utils`` and ``ollama._client`` name, for code written against them.
+
 Beyond ollama-python: ``stop(model)`` unloads a model; ``create_blob`` is also module-level; streams
-can be closed (or used in ``with``) to abort the request; an unreachable server raises the same
-``ConnectionError`` on streaming calls as on the others; functions given as tools keep ``items``,
-``enum`` and nested objects. The SDK imports only httpx, pydantic and anyio.
+can be closed (or used in ``with``) to abort the request, and the server stops generating; an
+unreachable server raises the same ``ConnectionError`` on streaming calls as on the others; functions
+given as tools keep ``items``, ``enum`` and nested objects, in a stable order. The ``timeout`` is
+documented on ``Client``. The SDK imports only httpx, pydantic and anyio.
 """
 
 from __future__ import annotations
 
 import builtins
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +67,9 @@ from corral.client import (
     WebSearchResponse,
     convert_function_to_tool,
 )
+from corral.client import _client as _client_module
+from corral.client import _types as _types
+from corral.client import _utils as _utils
 from corral.version import __version__ as __version__
 
 _FUNCTIONS = (
@@ -159,6 +167,13 @@ if TYPE_CHECKING:
     systemone = _client.systemone
     web_fetch = _client.web_fetch
     web_search = _client.web_search
+
+# ollama-python's private modules are imported by name in the wild (``from ollama._types import Options``):
+# the same names under ``corral`` find corral's modules. ``corral._client`` stays the default client, as
+# ``ollama._client`` is, while ``from corral._client import Client`` finds the module, as with ollama.
+for _name, _module in (("_client", _client_module), ("_types", _types), ("_utils", _utils)):
+    sys.modules.setdefault(f"{__name__}.{_name}", _module)
+del _name, _module
 
 _default_lock = threading.Lock()
 

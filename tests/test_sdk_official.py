@@ -1,30 +1,26 @@
 """ollama-python 0.6.3's own test suite, run unchanged against corral's SDK.
 
-The suite comes from the PyPI sdist (cached in ``<repo>/.cache/sdist``, never copied into the
-repository), is unpacked into a temporary directory beside ``tests/sdk/conftest_shim.py``, and runs
-in a subprocess where ``ollama``, ``ollama._client``, ``ollama._types`` and ``ollama._utils`` are
+The suite comes from the PyPI sdist (``tests/sdk/sdist.py``: cached in ``<repo>/.cache/sdist``, never
+copied into the repository), is unpacked into a temporary directory beside ``tests/sdk/conftest_shim.py``,
+and runs in a subprocess where ``ollama``, ``ollama._client``, ``ollama._types`` and ``ollama._utils`` are
 corral's modules. Without network the test skips, except under ``CI=true``, where it fails.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
+from tests.sdk.sdist import fetch_sdist, unpack
+
 REPO = Path(__file__).resolve().parent.parent
-CACHE = REPO / ".cache" / "sdist"
-VERSION = "0.6.3"
-SDIST = CACHE / f"ollama-{VERSION}.tar.gz"
-SDIST_SHA256 = "41fc49a8095c4a75939c4c1f8582e4d0671692fb6eac2a5a7ede8c9872b67096"
 SHIM = Path(__file__).resolve().parent / "sdk" / "conftest_shim.py"
 
 # Every test of the 0.6.3 suite (115, all passing against the official package itself).
@@ -34,49 +30,10 @@ EXPECTED_TESTS = 115
 EXPECTED_FAILURES: dict[str, str] = {}
 
 
-def _fail_or_skip(message: str) -> None:
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def _fetch_sdist() -> Path:
-    if not SDIST.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
-        command += [f"ollama=={VERSION}", "-d", str(CACHE)]
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-        except subprocess.TimeoutExpired:
-            _fail_or_skip("pip download of the ollama sdist timed out")
-        if done.returncode != 0 or not SDIST.exists():
-            _fail_or_skip(f"could not download the ollama {VERSION} sdist:\n{done.stdout}\n{done.stderr}")
-    digest = hashlib.sha256(SDIST.read_bytes()).hexdigest()
-    assert digest == SDIST_SHA256, f"{SDIST} has sha256 {digest}; delete it to download again"
-    return SDIST
-
-
-def _unpack_tests(sdist: Path, dest: Path) -> Path:
-    """Extract only ``ollama-<v>/tests/*.py`` (no package, no archive paths outside ``dest``)."""
-    tests = dest / "tests"
-    tests.mkdir()
-    prefix = f"ollama-{VERSION}/tests/"
-    with tarfile.open(sdist) as archive:
-        for member in archive.getmembers():
-            name = member.name[len(prefix) :] if member.name.startswith(prefix) else ""
-            if member.isfile() and name.endswith(".py") and "/" not in name:
-                source = archive.extractfile(member)
-                assert source is not None
-                (tests / name).write_bytes(source.read())
-    assert any(tests.glob("test_*.py")), f"no tests found in {sdist}"
-    return tests
-
-
 @pytest.fixture(scope="module")
 def official_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
-    sdist = _fetch_sdist()
     root = tmp_path_factory.mktemp("ollama-suite")
-    tests = _unpack_tests(sdist, root)
+    tests = unpack(fetch_sdist(), "tests", root)
     shutil.copyfile(SHIM, root / "conftest.py")
     (root / "pytest.ini").write_text("[pytest]\n")
     report = root / "report.xml"

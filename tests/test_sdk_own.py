@@ -1,20 +1,27 @@
-"""corral's SDK beyond ollama-python: the improvements, over real sockets (pytest-httpserver)."""
+"""corral's SDK: its surface against ollama-python's, and the improvements, over real sockets (pytest-httpserver).
+
+The same behaviours against a real ``corral serve`` are in tests/test_sdk_live.py.
+"""
 
 from __future__ import annotations
 
+import collections.abc
 import doctest
 import enum
 import hashlib
+import inspect
 import json
+import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import httpx
 import pytest
@@ -77,6 +84,126 @@ def test_all_covers_ollama_python() -> None:
     assert functions <= set(corral.__all__)
     for name in functions:
         assert callable(getattr(corral, name))
+
+
+def _ollama_modules() -> list[tuple[ModuleType, ModuleType]]:
+    import ollama
+    import ollama._types
+    import ollama._utils
+
+    import corral.client._client
+    import corral.client._types
+    import corral.client._utils
+
+    return [
+        (ollama, corral),
+        (sys.modules["ollama._client"], corral.client._client),
+        (ollama._types, corral.client._types),
+        (ollama._utils, corral.client._utils),
+    ]
+
+
+def test_every_ollama_python_name_exists() -> None:
+    for theirs, ours in _ollama_modules():
+        for name, value in vars(theirs).items():
+            mine = getattr(theirs, "__name__", "") == "ollama" and name in ("_client", "_types", "_utils")
+            defined_there = getattr(value, "__module__", "").startswith("ollama") or mine
+            constant = name.isupper() or name == "__version__"
+            if (defined_there or constant) and not isinstance(value, ModuleType | typing.TypeVar):
+                assert hasattr(ours, name), f"{theirs.__name__}.{name} is missing from {ours.__name__}"
+
+
+def _shape(func: Any, *, defaults: bool = True) -> list[tuple[str, Any, Any]]:
+    params = inspect.signature(func).parameters.values()
+    return [(p.name, p.kind, p.default if defaults else None) for p in params]
+
+
+@pytest.mark.parametrize("name", ["Client", "AsyncClient"])
+def test_every_ollama_python_method_has_the_same_signature(name: str) -> None:
+    import ollama
+
+    theirs, ours = getattr(ollama, name), getattr(corral, name)
+    methods = [m for m, v in vars(theirs).items()
+               if inspect.isfunction(v) and (not m.startswith("__") or m in ("__init__", "__enter__", "__aenter__"))]
+    assert len(methods) > 15
+    for method in methods:
+        their_method, our_method = getattr(theirs, method), getattr(ours, method)
+        assert inspect.iscoroutinefunction(their_method) == inspect.iscoroutinefunction(our_method), method
+        if method == "__init__":  # ours spells out timeout= and headers= after host, for discoverability
+            assert _shape(our_method)[:2] == _shape(their_method)[:2]
+            continue
+        if method in ("_request", "_request_raw"):  # ours names (method, url) where theirs has *args
+            continue
+        assert _shape(our_method) == _shape(their_method), method
+        # Each of their overloads (stream=False, stream=True) has a twin among ours (which add stream: bool).
+        ours_overloads = [_shape(o, defaults=False) for o in typing.get_overloads(our_method)]
+        for overload in typing.get_overloads(their_method):
+            assert _shape(overload, defaults=False) in ours_overloads, method
+
+
+def test_every_ollama_python_field_exists() -> None:
+    import ollama._types
+    from pydantic import BaseModel as PydanticModel
+
+    import corral.client._types
+
+    def models(owner: Any) -> Iterator[tuple[str, Any]]:
+        for name, value in vars(owner).items():
+            if isinstance(value, type) and issubclass(value, PydanticModel) and value.__module__.startswith("ollama"):
+                yield name, value
+                yield from ((f"{name}.{n}", v) for n, v in models(value))
+
+    checked = 0
+    for path, theirs in models(ollama._types):
+        ours: Any = corral.client._types
+        for part in path.split("."):
+            ours = getattr(ours, part)
+        for field, info in theirs.model_fields.items():
+            assert field in ours.model_fields, f"{path}.{field}"
+            assert ours.model_fields[field].alias == info.alias, f"{path}.{field}"
+            checked += 1
+    assert checked > 150
+
+
+def test_private_modules_import_under_corral() -> None:
+    code = (
+        "from corral._types import Options, Message\n"
+        "from corral._client import Client, CONNECTION_ERROR_MESSAGE\n"
+        "from corral._utils import convert_function_to_tool, _parse_docstring\n"
+        "import corral, corral.client\n"
+        "assert corral._types is corral.client._types and corral._utils is corral.client._utils\n"
+        "assert isinstance(corral._client, corral.Client)  # the default client, as ollama._client is\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_parse_docstring_has_ollama_pythons_shape() -> None:
+    from ollama._utils import _parse_docstring as theirs
+
+    from corral.client._utils import _parse_docstring as ours
+
+    doc = "Add.\n\nArgs:\n  x (int): first\n     continued\n  y: second\nReturns:\n  z\n"
+    mine = ours(doc)
+    assert mine[str(hash(doc))] == theirs(doc)[str(hash(doc))].strip() == "Add."
+    assert (mine["x"], mine["y"]) == (theirs(doc)["x"], theirs(doc)["y"]) == ("first continued", "second")
+    assert mine["missing"] == "" and ours(None) == {}
+
+
+def test_streams_are_generators(closed_port_url: str) -> None:
+    stream = Client(closed_port_url).chat("m", stream=True)
+    assert isinstance(stream, collections.abc.Generator)
+    with pytest.raises(ConnectionError):
+        stream.send(None)
+    assert issubclass(corral.AsyncStream, collections.abc.AsyncGenerator)
+
+
+def test_timeout_is_documented() -> None:
+    for cls in (Client, AsyncClient):
+        assert "timeout" in (cls.__doc__ or "") and "httpx.TimeoutException" in (cls.__doc__ or "")
+        assert "timeout" in inspect.signature(cls).parameters
+        for method in ("generate", "chat", "pull", "push", "create"):
+            assert "timeout" in (getattr(cls, method).__doc__ or ""), f"{cls.__name__}.{method}"
 
 
 def test_import_is_light_and_lazy() -> None:
@@ -310,6 +437,56 @@ def test_function_tool_keeps_nested_types() -> None:
         },
     }
     assert list(parameters["properties"]) == ["city", "days", "kind", "unit", "points", "tags"]
+
+
+class Window(TypedDict, total=False):
+    start: int
+    labels: list[str]
+
+
+class Address(BaseModel):
+    street: str
+    zip_code: int | None = None
+
+
+class Person(BaseModel):
+    name: str
+    address: Address
+
+
+def book(who: Person, window: Window, counts: dict[str, int], anything: dict[str, Any], mixed: int | str | float):
+    """Book a visit."""
+
+
+def test_function_tool_keeps_typed_dicts_models_and_dict_values() -> None:
+    properties = convert_function_to_tool(book).model_dump(exclude_none=True)["function"]["parameters"]["properties"]
+    address = {"type": "object", "properties": {"street": {"type": "string"}, "zip_code": {"type": "integer"}},
+               "required": ["street"]}
+    assert properties["who"] == {"type": "object", "description": "", "required": ["name", "address"],
+                                 "properties": {"name": {"type": "string"}, "address": address}}
+    assert properties["window"] == {"type": "object", "description": "", "properties": {
+        "start": {"type": "integer"}, "labels": {"type": "array", "items": {"type": "string"}}}}
+    assert properties["counts"] == {"type": "object", "description": "", "additionalProperties": {"type": "integer"}}
+    assert properties["anything"] == {"type": "object", "description": ""}
+    assert properties["mixed"]["type"] == "integer, string, number"
+
+
+def test_function_tool_is_the_same_in_every_process() -> None:
+    # ollama-python builds union types from a set, so their order changes with the hash seed.
+    code = (
+        "import json\n"
+        "from tests.test_sdk_own import book, forecast\n"
+        "from corral.client._utils import convert_function_to_tool\n"
+        "print(json.dumps([convert_function_to_tool(f).model_dump() for f in (book, forecast)]))\n"
+    )
+    outputs = set()
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr
+        outputs.add(done.stdout)
+    assert len(outputs) == 1
 
 
 def test_function_tool_goes_on_the_wire_whole(httpserver: HTTPServer) -> None:

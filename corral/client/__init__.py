@@ -2,6 +2,19 @@
 
 It imports only httpx, pydantic and anyio. ``corral`` re-exports it with the module-level
 functions; ``corral.client`` is the same API without them, for corral's own CLI.
+
+Layout (private modules; the public names are the ones below):
+
+- ``_sync`` ``Client`` and ``_async`` ``AsyncClient``, each put together from ``_*_inference`` (generate,
+  chat, embed, embeddings, systemone) and ``_*_models`` (pull, push, create, create_blob, list, delete,
+  copy, show, ps, stop) on ``_transport`` (requests, streams, errors); ``_base`` is what both share
+  (construction from the environment, argument normalization), ``_host`` the ``OLLAMA_HOST`` parser,
+  ``_stream`` the closable ``Stream``/``AsyncStream``;
+- ``_types`` gathers the wire models from ``_options``, ``_image``, ``_messages``, ``_requests``,
+  ``_responses`` and ``_systemone`` on ``_model``'s ``SubscriptableBaseModel``; ``_errors`` holds the
+  two exceptions; ``_utils`` turns Python functions into tools;
+- ``_client``, ``_types`` and ``_utils`` keep ollama-python's module names and contents, for code (and
+  ollama-python's own tests) that import from them.
 """
 
 from corral.client._client import CONNECTION_ERROR_MESSAGE, AsyncClient, BaseClient, Client

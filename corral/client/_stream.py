@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from collections.abc import AsyncGenerator, Generator
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -14,12 +14,13 @@ from corral.client._errors import ResponseError
 T = TypeVar("T")
 
 
-class Stream(Iterator[T], Generic[T]):
+class Stream(Generator[T, None, None], Generic[T]):
     """The parts of a streamed response, in order.
 
     Nothing is sent until the first part is asked for. ``close()``, or leaving a ``with`` block,
     closes the HTTP response, so the server sees the disconnect and stops generating; breaking
     out of a ``for`` loop over an unnamed stream does the same as soon as it is garbage-collected.
+    It is a ``collections.abc.Generator``, as ollama-python's streams (plain generators) are.
     """
 
     def __init__(self, parts: Generator[T, None, None]) -> None:
@@ -30,6 +31,12 @@ class Stream(Iterator[T], Generic[T]):
 
     def __next__(self) -> T:
         return next(self._parts)
+
+    def send(self, value: None) -> T:
+        return self._parts.send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> T:
+        return self._parts.throw(typ, val, tb)
 
     def close(self) -> None:
         """Stop reading and close the response (a no-op when finished or never started)."""
@@ -47,8 +54,11 @@ class Stream(Iterator[T], Generic[T]):
         self.close()
 
 
-class AsyncStream(AsyncIterator[T], Generic[T]):
-    """The parts of a streamed response, for ``async for``; ``aclose()`` or ``async with`` ends it early."""
+class AsyncStream(AsyncGenerator[T, None], Generic[T]):
+    """The parts of a streamed response, for ``async for``; ``aclose()`` or ``async with`` ends it early.
+
+    It is a ``collections.abc.AsyncGenerator``, as ollama-python's async streams are.
+    """
 
     def __init__(self, parts: AsyncGenerator[T, None]) -> None:
         self._parts = parts
@@ -58,6 +68,12 @@ class AsyncStream(AsyncIterator[T], Generic[T]):
 
     async def __anext__(self) -> T:
         return await self._parts.__anext__()
+
+    async def asend(self, value: None) -> T:
+        return await self._parts.asend(value)
+
+    async def athrow(self, typ: Any, val: Any = None, tb: Any = None) -> T:
+        return await self._parts.athrow(typ, val, tb)
 
     async def aclose(self) -> None:
         """Stop reading and close the response (a no-op when finished or never started)."""

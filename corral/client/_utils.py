@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import re
+import typing
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -73,14 +75,30 @@ class _Docstring:
             self.args[self._current] = f"{self.args[self._current]} {text}".strip()
 
 
+def _parse_docstring(doc_string: str | None) -> dict[str, str]:
+    """The docstring's parts in ollama-python's shape, for code that called its private helper.
+
+    A ``defaultdict(str)``: the description under ``str(hash(doc_string))``, each argument's text
+    under its name.
+    """
+    parsed: defaultdict[str, str] = defaultdict(str)
+    if doc_string:
+        doc = _Docstring(doc_string)
+        parsed[str(hash(doc_string))] = doc.description
+        parsed.update(doc.args)
+    return parsed
+
+
 def convert_function_to_tool(func: Callable[..., Any]) -> Tool:
     """Describe ``func`` as a chat tool.
 
     Each parameter's type comes from its annotation (none means ``string``), its description
     from the ``Args:`` section of the docstring. A parameter is required unless it has a default
     or accepts ``None``. Unions read ``'integer, string'`` in declaration order; lists keep their
-    ``items``, ``Literal`` and ``Enum`` types their ``enum``, and nested models, dataclasses and
-    TypedDicts their ``properties``.
+    ``items``, ``Literal`` and ``Enum`` types their ``enum``, nested models, dataclasses and
+    TypedDicts their ``properties`` (and ``required``), ``dict[str, X]`` its values as
+    ``additionalProperties``. Properties come in signature order, so the same function always
+    gives the same tool (ollama-python's union types come out in set order, varying by run).
     """
     doc = _Docstring(inspect.getdoc(func))
     try:
@@ -121,6 +139,8 @@ def _schema_of(annotation: Any) -> tuple[dict[str, Any], bool]:
     try:
         raw = pydantic.TypeAdapter(annotation).json_schema()
     except (pydantic.PydanticSchemaGenerationError, pydantic.PydanticUserError, TypeError):
+        if typing.is_typeddict(annotation):
+            return _typeddict_schema(annotation), False
         return {"type": "string"}, False
     defs = raw.pop("$defs", {})
     members = raw.get("anyOf", [raw])
@@ -129,6 +149,16 @@ def _schema_of(annotation: Any) -> tuple[dict[str, Any], bool]:
         rest = [member for member in members if member.get("type") != "null"]
         raw = rest[0] if len(rest) == 1 else {"anyOf": rest}
     return _simplify(raw, defs, frozenset()), nullable
+
+
+def _typeddict_schema(typed_dict: Any) -> dict[str, Any]:
+    """A ``typing.TypedDict`` (which pydantic refuses before Python 3.12), described key by key."""
+    hints = typing.get_type_hints(typed_dict)
+    out: dict[str, Any] = {"type": "object", "properties": {k: _schema_of(v)[0] for k, v in hints.items()}}
+    required = [key for key in hints if key in typed_dict.__required_keys__]
+    if required:
+        out["required"] = required
+    return out
 
 
 def _simplify(schema: dict[str, Any], defs: dict[str, Any], seen: frozenset[str]) -> dict[str, Any]:
@@ -155,12 +185,16 @@ def _simplify(schema: dict[str, Any], defs: dict[str, Any], seen: frozenset[str]
 
     if out["type"] == "array":
         items = schema.get("items")
-        if isinstance(items, dict):
+        if isinstance(items, dict) and items:  # ``list[Any]`` has ``items: {}``: nothing to say
             out["items"] = _simplify(items, defs, seen)
     if out["type"] == "object" and isinstance(schema.get("properties"), dict):
         out["properties"] = {k: _simplify(v, defs, seen) for k, v in schema["properties"].items()}
         if schema.get("required"):
             out["required"] = list(schema["required"])
+    values = schema.get("additionalProperties")
+    if out["type"] == "object" and isinstance(values, dict) and values:
+        # ``dict[str, X]``: what each value must be.
+        out["additionalProperties"] = _simplify(values, defs, seen)
     if schema.get("description"):
         out["description"] = schema["description"]
     return out
