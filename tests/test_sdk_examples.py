@@ -191,19 +191,11 @@ RUNNABLE = [
     Example("embed.py", check_embed),
     Example("pull.py", check_pull, mirror=True),
     Example("ps.py", check_ps, mirror=True),
+    Example("structured-outputs.py", check_structured),
+    Example("async-structured-outputs.py", check_structured),
 ]
 
-# Waiting for features other issues are building now. Strict xfails: the day a feature lands its examples
-# pass, the xfail turns into a failure (XPASS), and the lead moves them up into RUNNABLE.
-WAITING_FOR_FEATURES = [
-    (Example("structured-outputs.py", check_structured), "issue 7: format with a JSON schema"),
-    (Example("async-structured-outputs.py", check_structured), "issue 7: format with a JSON schema"),
-]
-
-CASES = [pytest.param(example, id=example.name) for example in RUNNABLE] + [
-    pytest.param(example, id=example.name, marks=pytest.mark.xfail(strict=True, reason=reason))
-    for example, reason in WAITING_FOR_FEATURES
-]
+CASES = [pytest.param(example, id=example.name) for example in RUNNABLE]
 
 
 # --- fixtures ----------------------------------------------------------------------------------------

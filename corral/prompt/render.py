@@ -48,9 +48,15 @@ def collate(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     return "\n\n".join(system), out
 
 
+def think_level(think: bool | str | None) -> str:
+    """``.ThinkLevel`` as Ollama fills it: the level asked for, ``medium`` for plain true, else empty."""
+    if isinstance(think, str):
+        return think
+    return "medium" if think else ""
+
+
 def _go_values(think: bool | str | None) -> dict[str, Any]:
-    level = think if isinstance(think, str) else ""
-    return {"Think": bool(think), "ThinkLevel": level, "IsThinkSet": think is not None}
+    return {"Think": bool(think), "ThinkLevel": think_level(think), "IsThinkSet": think is not None}
 
 
 def render_go(source: str, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
@@ -60,11 +66,11 @@ def render_go(source: str, messages: list[dict[str, Any]], *, tools: list[dict[s
         system, collated = collate(messages)
         if template.uses("Messages"):
             # Typed values, so `{{ .Tools }}` and `{{ json ... }}` print as Ollama's Go structs do.
-            data = gotemplate.chat_values(collated, system=system, tools=tools or None, think=bool(think),
-                                          think_level=think if isinstance(think, str) else "",
-                                          is_think_set=think is not None)
+            # tools=None prints as null and [] as [], as Ollama's nil and empty slices do
+            data = gotemplate.chat_values(collated, system=system, tools=tools, think=bool(think),
+                                          think_level=think_level(think), is_think_set=think is not None)
             return template.execute(data)
-        base = {**_go_values(think), "Tools": gotemplate.tools_value(tools or None)}
+        base = {**_go_values(think), "Tools": gotemplate.tools_value(tools)}
         return _render_legacy(template, collated, base)
     except gotemplate.TemplateError as exc:
         raise PromptError(f"template error: {exc}") from None
@@ -119,11 +125,27 @@ def render_chat(fmt: PromptFormat, messages: list[dict[str, Any]], *, tools: lis
     if fmt.go_template is not None:
         return render_go(fmt.go_template, messages, tools=tools, think=think)
     if fmt.jinja_template:
-        jmsgs = [{k: v for k, v in m.items() if v not in (None, "", [])} | {"content": m.get("content", "")}
-                 for m in messages]
+        jmsgs = [_jinja_message(m) for m in messages]
+        extra = dict(fmt.extra)
+        if think is not None:
+            # Hugging Face's switch for templates that can think (Qwen 3 and others); ignored elsewhere.
+            extra.setdefault("enable_thinking", bool(think))
+            if isinstance(think, str):
+                extra.setdefault("reasoning_effort", think)
         try:
             return render_chat_template(fmt.jinja_template, jmsgs, tools=tools, add_generation_prompt=True,
-                                        bos_token=fmt.bos_token, eos_token=fmt.eos_token, **fmt.extra)
+                                        bos_token=fmt.bos_token, eos_token=fmt.eos_token, **extra)
         except Exception as exc:
             raise PromptError(str(exc)) from None
     return "".join(m.get("content", "") for m in messages if m.get("role") != "assistant") if messages else ""
+
+
+def _jinja_message(m: dict[str, Any]) -> dict[str, Any]:
+    """A message as Hugging Face chat templates read it: empty fields dropped, a tool result's ``name``,
+    tool calls as ``{"type": "function", "function": {...}}`` with object arguments."""
+    out = {k: v for k, v in m.items() if v not in (None, "", [])} | {"content": m.get("content", "")}
+    if m.get("role") == "tool" and m.get("tool_name"):
+        out.setdefault("name", m["tool_name"])
+    if m.get("tool_calls"):
+        out["tool_calls"] = [{"type": "function", **call} for call in m["tool_calls"]]
+    return out

@@ -1,0 +1,16 @@
+"""What a generation needs besides plain text: structured output, tool calls, thinking traces.
+
+- :mod:`corral.generate.grammar` turns ``format`` (``"json"`` or a JSON Schema) into a GBNF grammar that
+  the runner's grammar sampler enforces token by token;
+- :mod:`corral.generate.toolcalls` finds tool calls in a model's streamed output (Hermes/Qwen
+  ``<tool_call>``, Llama 3 JSON, Mistral ``[TOOL_CALLS]``, or the prefix of a Go template's
+  ``.ToolCalls`` block);
+- :mod:`corral.generate.thinking` splits a ``<think>…</think>`` style trace from the answer, with the
+  tags read from the model's template;
+- :mod:`corral.generate.features` ties them to one request: capability checks with Ollama's texts,
+  ``think`` defaults, and one streaming splitter for the routes.
+
+Nothing here touches the engine: the server runs these on text, the runner only sees a grammar string.
+"""
+
+from __future__ import annotations
