@@ -15,7 +15,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,7 +210,7 @@ class RunnerHandle:
     async def detokenize(self, tokens: list[int]) -> str:
         return str((await self.call("detokenize", tokens=tokens))["text"])
 
-    async def generate(self, **submit: Any) -> AsyncIterator[dict[str, Any]]:
+    async def generate(self, **submit: Any) -> AsyncGenerator[dict[str, Any], None]:
         """Streams ``token`` messages and ends with ``done``; raises RunnerError on ``error``.
 
         Closing the iterator early (client gone) sends ``cancel`` and waits briefly for the runner's

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -119,12 +120,15 @@ class Generation:
         assert self.entry is not None
         source: dict[str, Any] = {"tokens": tokens} if tokens is not None else {"prompt": prompt}
         try:
-            async for msg in self.entry.handle.generate(**source, **self.submit_fields()):
-                if msg["kind"] == "done" and (msg.get("text") or msg.get("logprobs")):
-                    # what the runner held back until the end (all of it when not streaming)
-                    yield {"kind": "token", "id": msg["id"], "text": msg.pop("text", ""),
-                           "logprobs": msg.pop("logprobs", None)}
-                yield msg
+            # aclosing: a caller that stops early (the two-pass format path) cancels on the runner now,
+            # not whenever the abandoned generator happens to be collected
+            async with contextlib.aclosing(self.entry.handle.generate(**source, **self.submit_fields())) as msgs:
+                async for msg in msgs:
+                    if msg["kind"] == "done" and (msg.get("text") or msg.get("logprobs")):
+                        # what the runner held back until the end (all of it when not streaming)
+                        yield {"kind": "token", "id": msg["id"], "text": msg.pop("text", ""),
+                               "logprobs": msg.pop("logprobs", None)}
+                    yield msg
         except RunnerError as exc:
             raise errors.InternalError(str(exc)) from None
 
