@@ -16,7 +16,7 @@ from typing import Any
 import llama_cpp as ll
 import pytest
 
-from corral.generate.grammar import JSON_OBJECT_GRAMMAR, SchemaError, format_grammar, schema_grammar
+from corral.output.grammar import JSON_OBJECT_GRAMMAR, SchemaError, format_grammar, schema_grammar
 from corral.store.models import Store
 
 

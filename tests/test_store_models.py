@@ -73,6 +73,7 @@ def test_public_api_all() -> None:
         "models",
         "names",
         "prune",
+        "quantize",
     }
     assert public - modules - {"testing"} == set(store_pkg.__all__)
 

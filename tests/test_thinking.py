@@ -13,8 +13,8 @@ import ollama
 import pytest
 
 from corral.api.errors import BadRequest
-from corral.generate.features import check_capabilities, filter_think_tags, resolve_think
-from corral.generate.thinking import ThinkingSplitter, infer_tags, jinja_tags, strip_thinking
+from corral.output.features import check_capabilities, filter_think_tags, resolve_think
+from corral.output.thinking import ThinkingSplitter, infer_tags, jinja_tags, strip_thinking
 from tests.servers import CorralServer
 
 # --- tags from templates ---------------------------------------------------------------------------------

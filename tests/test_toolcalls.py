@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from corral.generate.toolcalls import ToolCallParser, jinja_prefix, template_prefix
+from corral.output.toolcalls import ToolCallParser, jinja_prefix, template_prefix
 
 NAMES = ["get_current_weather", "add_two_numbers"]
 SF = {"format": "fahrenheit", "location": "San Francisco, CA"}

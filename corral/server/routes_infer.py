@@ -1,6 +1,6 @@
 """``POST /api/generate`` and ``POST /api/chat``.
 
-Besides plain text (see :mod:`corral.generate`):
+Besides plain text (see :mod:`corral.output`):
 
 - ``format`` becomes a grammar the runner enforces; ``options.grammar`` (a GBNF text, root rule ``root``) is
   corral's own extension for a raw grammar, refused together with ``format``;
@@ -28,7 +28,7 @@ from corral.api.chat import ChatRequest, ChatResponse
 from corral.api.generate import GenerateRequest, GenerateResponse
 from corral.api.messages import DebugInfo, Logprob, Message, ToolCall, ToolCallFunction
 from corral.api.parse import parse_body
-from corral.generate.features import (
+from corral.output.features import (
     OutputSplitter,
     Piece,
     check_capabilities,
@@ -37,7 +37,7 @@ from corral.generate.features import (
     resolve_think,
     splitter_for,
 )
-from corral.generate.grammar import SchemaError, format_grammar
+from corral.output.grammar import SchemaError, format_grammar
 from corral.prompt.render import PromptError, render_chat, render_go, render_go_completion
 from corral.server.context import Fitted, Render
 from corral.server.inference import Generation, build_options, prompt_format, resolve

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corral.api import errors
-from corral.generate.thinking import ThinkingSplitter, infer_tags, jinja_tags, strip_thinking
-from corral.generate.toolcalls import ParsedCall, ToolCallParser, jinja_prefix, template_prefix
+from corral.output.thinking import ThinkingSplitter, infer_tags, jinja_tags, strip_thinking
+from corral.output.toolcalls import ParsedCall, ToolCallParser, jinja_prefix, template_prefix
 
 __all__ = [
     "OutputSplitter",
