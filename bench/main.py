@@ -222,7 +222,8 @@ def render(res: Results, cfg: workloads.Config, models: Sequence[str]) -> str:
         "llama-cpp-python through `bench/lcp_shim.py`)",
         f"- command: `{meta['command']}` ({meta['wall_s']:.0f} s)",
         f"- settings: {cfg.threads} threads, {cfg.slots} slots, {cfg.ctx_per_slot} context tokens per slot "
-        f"(llama-server `-c {cfg.ctx_per_slot * cfg.slots} -np {cfg.slots} -b 512 -ub 512 --cache-ram 0`), temperature 0, "
+        f"(llama-server `-c {cfg.ctx_per_slot * cfg.slots} -np {cfg.slots} -b 512 -ub 512 --cache-ram 0`), "
+        "temperature 0, "
         f"{cfg.rounds} interleaved rounds, medians shown",
         "",
         report.main_table(res, models, rows),
