@@ -18,7 +18,7 @@ from corral.store.blobs import hash_file
 from corral.store.manifest import MEDIA_TYPE_LICENSE, MEDIA_TYPE_MODEL, MEDIA_TYPE_PARAMS, MEDIA_TYPE_TEMPLATE
 from corral.store.models import Store
 from corral.store.names import ModelName
-from tests import registry_fixture
+from tests import registry_fixture, test_registry
 from tests.registry_fixture import DockerRegistry, FaultProxy, tiny_model
 from tests.servers import CorralServer, wait_until
 from tests.test_registry import options, push
@@ -27,6 +27,7 @@ from tests.test_registry import options, push
 registry = registry_fixture.registry
 mirror_server = registry_fixture.mirror_server
 mirror_llama = registry_fixture.mirror_llama
+basic_registry = test_registry.basic_registry  # the htpasswd-protected registry of the auth tests
 
 MB = 1000 * 1000
 
