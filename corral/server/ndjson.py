@@ -91,3 +91,14 @@ async def _send_whole(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", JSON.encode())]})
     await send({"type": "http.response.body", "body": body, "more_body": True})
+
+
+async def progress_response(chunks: AsyncIterator[dict[str, Any]], stream: bool) -> Response:
+    """Progress (create, pull, push): every status line when streaming, else only the last one, as Ollama
+    answers ``"stream": false`` with the final status (or the error)."""
+    if stream:
+        return NDJSONStream(chunks)  # type: ignore[return-value]
+    last: dict[str, Any] = {}
+    async for item in chunks:
+        last = item
+    return json_response(last)

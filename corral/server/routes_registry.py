@@ -22,7 +22,7 @@ from corral.api import errors
 from corral.api.models import ProgressResponse, PullRequest, PushRequest
 from corral.api.parse import parse_body
 from corral.registry import Progress, RegistryError, RegistryOptions, pull_model, push_model
-from corral.server.ndjson import NDJSONStream, json_response
+from corral.server.ndjson import progress_response
 from corral.server.state import ServerState
 from corral.store.errors import InvalidModelName, StoreError
 from corral.store.names import ModelName
@@ -65,12 +65,7 @@ async def _transfer(stream: bool, work: Callable[[Callable[[Progress], None]], A
                 task.cancel()  # the client left: stop the transfer (partial downloads stay on disk)
                 await asyncio.gather(task, return_exceptions=True)
 
-    if stream:
-        return NDJSONStream(chunks())  # type: ignore[return-value]
-    last: dict[str, Any] = {}
-    async for item in chunks():
-        last = item
-    return json_response(last)
+    return await progress_response(chunks(), stream)
 
 
 async def _result(task: asyncio.Future[None]) -> None:

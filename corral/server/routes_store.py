@@ -26,7 +26,7 @@ from corral.api.wire import go_quote
 from corral.prompt.gotemplate import TemplateError
 from corral.prompt.gotemplate import parse as parse_template
 from corral.registry import Progress, RegistryError, pull_model
-from corral.server.ndjson import NDJSONStream, json_response
+from corral.server.ndjson import progress_response
 from corral.server.routes_registry import registry_options
 from corral.server.state import ServerState
 from corral.store.blobs import normalize_digest
@@ -205,12 +205,7 @@ async def create(request: Request) -> Response:
                 else:
                     await asyncio.shield(task)  # a build already under way finishes
 
-    if req.stream:
-        return NDJSONStream(chunks())  # type: ignore[return-value]
-    last: dict[str, Any] = {}
-    async for item in chunks():
-        last = item
-    return json_response(last)
+    return await progress_response(chunks(), req.stream)
 
 
 async def _result(task: asyncio.Future[None]) -> None:
