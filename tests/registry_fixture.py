@@ -486,15 +486,20 @@ def tiny_model(store: Store, name: str, *, size: int = 256 * 1024, seed: str = "
 @pytest.fixture(scope="session")
 def mirror_server(registry: DockerRegistry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CorralServer]:
     """``corral serve`` with ``CORRAL_REGISTRY`` at the test registry and an empty store (an air-gapped site)."""
-    root = tmp_path_factory.mktemp("mirror")
+    srv = start_mirror(registry, tmp_path_factory.mktemp("mirror"))
+    yield srv
+    srv.stop()
+
+
+def start_mirror(registry: DockerRegistry, root: Path) -> CorralServer:
+    """Start ``corral serve`` on an empty store under ``root``, its default registry the test registry, with
+    a home of its own (no developer credentials)."""
     (root / "models").mkdir()
     home = root / "home"
     home.mkdir()
-    srv = CorralServer(models=root / "models", env={
+    return CorralServer(models=root / "models", env={
         "CORRAL_REGISTRY": registry.url, "HOME": str(home),
         "CORRAL_REGISTRY_AUTH_FILE": str(home / "no-credentials.json")}).start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -22,18 +21,7 @@ from corral.api import (
     validate_options,
 )
 from corral.api.options import DEFAULTS, DEPRECATED_OPTIONS, LOAD_OPTIONS, OPTION_TYPES, RUNTIME_OPTIONS, merge_options
-
-
-def body(obj: Any) -> bytes:
-    return json.dumps(obj).encode()
-
-
-def bad(model_cls: type, raw: bytes) -> str:
-    with pytest.raises(BadRequest) as info:
-        parse_body(model_cls, raw)
-    assert info.value.status == 400
-    return info.value.message
-
+from tests.test_api_models import bad, body
 
 # --- keep_alive -----------------------------------------------------------------------------
 

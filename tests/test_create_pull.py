@@ -32,13 +32,7 @@ NOT_FOUND = "pull model manifest: file does not exist"
 @pytest.fixture(scope="module")
 def empty_server(registry: DockerRegistry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CorralServer]:
     """A server with an empty store whose default registry is the test registry."""
-    root = tmp_path_factory.mktemp("create-pull")
-    (root / "models").mkdir()
-    home = root / "home"
-    home.mkdir()
-    srv = CorralServer(models=root / "models", env={
-        "CORRAL_REGISTRY": registry.url, "HOME": str(home),
-        "CORRAL_REGISTRY_AUTH_FILE": str(home / "no-credentials.json")}).start()
+    srv = registry_fixture.start_mirror(registry, tmp_path_factory.mktemp("create-pull"))
     yield srv
     srv.stop()
 

@@ -28,16 +28,9 @@ registry = registry_fixture.registry
 mirror_server = registry_fixture.mirror_server
 mirror_llama = registry_fixture.mirror_llama
 basic_registry = test_registry.basic_registry  # the htpasswd-protected registry of the auth tests
+_no_user_credentials = test_registry._no_user_credentials  # autouse: no developer credentials leak in
 
 MB = 1000 * 1000
-
-
-@pytest.fixture(autouse=True)
-def _no_user_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The developer's ~/.docker/config.json or environment must never leak into these tests.
-    monkeypatch.setenv("CORRAL_REGISTRY_AUTH_FILE", str(tmp_path / "no-credentials.json"))
-    monkeypatch.delenv("CORRAL_REGISTRY_USERNAME", raising=False)
-    monkeypatch.delenv("CORRAL_REGISTRY_PASSWORD", raising=False)
 
 
 # --- the server, the SDK, the CLI -------------------------------------------------------------------

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import llama_cpp as ll
+import numpy as np  # llama-cpp-python depends on it already
 
 
 @dataclass
@@ -165,8 +166,6 @@ class Engine:
         self._b_logits = _view(self.batch.logits, self.n_batch)
         self.bos = ll.llama_vocab_bos(self.vocab)
         self.add_bos = ll.llama_vocab_get_add_bos(self.vocab)
-        import numpy as np
-
         token_data = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])  # llama_token_data
         self._ids = np.arange(self.n_vocab, dtype=np.int32)
         self._cand = np.empty(self.n_vocab, dtype=token_data)
@@ -282,8 +281,6 @@ class Engine:
         # With a grammar, llama-server's way: sample freely, ask the grammar about that one token, and only
         # when it refuses, mask the whole vocabulary by the grammar and sample again. Masking ~50k candidates
         # through the grammar every step made constrained generation many times slower than free text.
-        import numpy as np
-
         logits = np.ctypeslib.as_array(ll.llama_get_logits_ith(self.ctx, batch_index), shape=(self.n_vocab,))
         cur = self._candidates(logits)
         ll.llama_sampler_apply(sampler.chain, ctypes.byref(cur))
@@ -313,8 +310,6 @@ class Engine:
 
     def top2_gap(self, batch_index: int) -> float:
         """Difference between the two largest logits of a batch row (for determinism checks only)."""
-        import numpy as np
-
         ptr = ll.llama_get_logits_ith(self.ctx, batch_index)
         logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
         top = np.partition(logits, -2)[-2:]
@@ -323,8 +318,6 @@ class Engine:
     def logprobs(self, batch_index: int, token: int, top: int) -> dict[str, Any]:
         """Log-probability of ``token`` under the model's raw distribution at that batch row, with the
         ``top`` most likely alternatives, in Ollama's wire shape (``token``, ``logprob``, ``bytes``)."""
-        import numpy as np
-
         ptr = ll.llama_get_logits_ith(self.ctx, batch_index)
         logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).astype(np.float64)
         peak = float(logits.max())
