@@ -26,9 +26,9 @@ def chatml(text: str) -> str:
     return f"<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n"
 
 
-async def generate(handle: RunnerHandle, prompt: str) -> dict[str, Any]:
+async def generate(handle: RunnerHandle, prompt: str, num_predict: int = 32) -> dict[str, Any]:
     done: dict[str, Any] = {}
-    async for msg in handle.generate(prompt=chatml(prompt), sampling={"temperature": 0}, num_predict=32,
+    async for msg in handle.generate(prompt=chatml(prompt), sampling={"temperature": 0}, num_predict=num_predict,
                                      report_gaps=True):
         if msg["kind"] == "done":
             done = msg
@@ -40,6 +40,17 @@ def model_path(models_dir: Path) -> str:
     model = Store(models_dir).get("smollm2:135m")
     assert model.model_path is not None
     return str(model.model_path)
+
+
+def assert_same_tokens(prompts: list[str], solo: list[dict[str, Any]], batched: list[dict[str, Any]]) -> None:
+    for prompt, alone, together in zip(prompts, solo, batched, strict=True):
+        a, b = alone["tokens"], together["tokens"]
+        assert a, prompt
+        n = len(a)
+        close = [i for i, gap in enumerate(alone["gaps"]) if gap < GAP_TOLERANCE]
+        if close:
+            n = close[0]  # identical up to the first near-tie; free to differ after it
+        assert b[:n] == a[:n], f"{prompt!r} diverged before any near-tie"
 
 
 def test_concurrent_requests_match_solo_runs(model_path: str) -> None:
@@ -56,14 +67,30 @@ def test_concurrent_requests_match_solo_runs(model_path: str) -> None:
         return solo, list(together), {"decodes": after["decode_calls"] - before["decode_calls"]}
 
     solo, together, stats = asyncio.run(main())
-    for prompt, alone, batched in zip(PROMPTS, solo, together, strict=True):
-        a, b = alone["tokens"], batched["tokens"]
-        assert a, prompt
-        n = len(a)
-        close = [i for i, gap in enumerate(alone["gaps"]) if gap < GAP_TOLERANCE]
-        if close:
-            n = close[0]  # identical up to the first near-tie; free to differ after it
-        assert b[:n] == a[:n], f"{prompt!r} diverged before any near-tie"
+    assert_same_tokens(PROMPTS, solo, list(together))
     # 8 requests of up to 33 decode steps each shared batches: far fewer decodes than run one by one
     solo_decodes = sum(len(s["tokens"]) + 1 for s in solo)
     assert stats["decodes"] < solo_decodes * 0.6
+
+
+def test_a_sequence_moved_to_close_a_hole_generates_what_it_would_have(model_path: str) -> None:
+    """Three requests in slots 0, 1, 2; the middle one stops early, so the runner copies slot 2's cache into
+    slot 1 (one ubatch per step again) and the third request goes on from there, unchanged."""
+    prompts, limits = PROMPTS[:3], [40, 3, 40]
+
+    async def main() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+        handle = RunnerHandle(RunnerSpec(model_path=model_path, num_ctx=512, num_parallel=3))
+        await handle.start(120)
+        try:
+            solo = [await generate(handle, p, n) for p, n in zip(prompts, limits, strict=True)]
+            before = (await handle.call("stats"))["moves"]
+            together = await asyncio.gather(*(generate(handle, p, n) for p, n in zip(prompts, limits, strict=True)))
+            moves = (await handle.call("stats"))["moves"] - before
+        finally:
+            await handle.kill()
+        return solo, list(together), moves
+
+    solo, together, moves = asyncio.run(main())
+    assert moves >= 1
+    assert [len(t["tokens"]) for t in together] == [len(s["tokens"]) for s in solo]
+    assert_same_tokens(prompts, solo, together)

@@ -6,7 +6,7 @@ from typing import Any
 
 from corral.runner import protocol
 from corral.runner.loop import Runner
-from corral.runner.slots import Request, Slot, common_prefix, pick_slot, plan_batch
+from corral.runner.slots import Request, Slot, common_prefix, compaction, pick_slot, plan_batch
 
 EOG = 0
 
@@ -16,9 +16,11 @@ class FakeEngine:
 
     def __init__(self, n_slots: int = 2, n_batch: int = 8, n_ctx: int = 64) -> None:
         self.n_slots, self.n_batch, self.n_ctx_slot, self.n_swa, self.bos = n_slots, n_batch, n_ctx, 0, 1
+        self.sequential_batches = True
         self.scripts: list[list[int]] = []
         self.batches: list[list[tuple[int, int, int, bool]]] = []
         self.truncations: list[tuple[int, int]] = []
+        self.moves: list[tuple[int, int]] = []
         self._batch: list[tuple[int, int, int, bool]] = []
 
     def tokenize(self, text: str, **_: Any) -> list[int]:
@@ -57,6 +59,9 @@ class FakeEngine:
 
     def seq_clear(self, seq: int) -> None:
         self.truncations.append((seq, 0))
+
+    def seq_move(self, src: int, dst: int) -> None:
+        self.moves.append((src, dst))
 
     def seq_pos_min(self, seq: int) -> int:
         return 0
@@ -191,11 +196,68 @@ def test_num_predict_and_stop_strings() -> None:
     assert texts(sock)["s"] == "one, two " and dones(sock)["s"]["done_reason"] == "stop"
 
 
-def test_pick_slot_prefers_longest_prefix_then_least_recent() -> None:
-    a, b, c = Slot(0, [1, 2, 3], last_used=5.0), Slot(1, [1, 2], last_used=1.0), Slot(2, [], last_used=0.0)
-    assert pick_slot([a, b, c], [1, 2, 3, 4]) is a
+def test_pick_slot_prefers_a_worthwhile_prefix_then_contiguity_then_least_recent() -> None:
+    long = list(range(100, 140))
+    a, b, c = Slot(0, long[:30], last_used=5.0), Slot(1, long[:20], last_used=1.0), Slot(2, [], last_used=0.0)
+    assert pick_slot([a, b, c], long) is a  # the longest cached prefix
     assert pick_slot([b, c], [9]) is c  # no prefix anywhere: the least recently used
+    # a few shared tokens (a common "Chapter" heading) are not worth a split batch
+    assert pick_slot([a, b, c], long[:3] + [7] * 30) is c
+    # busy 3: the free neighbours 2 and 4 keep one run; 0 would make two, whatever its age
+    slots = [Slot(i, [], last_used=float(10 - i)) for i in range(6)]
+    slots[3].request = Request(id="x", prompt=[1], sampling=None)
+    assert pick_slot(slots, [9]).seq == 4  # 4 is older than 2
+    assert pick_slot(slots, [9], contiguous=False).seq == 5  # unified cache: plain LRU
+    # a hole between busy runs is filled first
+    slots[5].request = Request(id="y", prompt=[1], sampling=None)
+    assert pick_slot(slots, [9]).seq == 4
     assert common_prefix([1, 2, 3], [1, 2, 4]) == 2
+
+
+def test_batch_lists_sequences_in_increasing_id_order() -> None:
+    """llama.cpp's sequential split takes consecutive ids into one ubatch only in increasing order, so a
+    prefill for slot 0 must not follow slot 1's decode token in the batch."""
+    runner, eng, _sock = make(n_slots=2)
+    runner.slots[0].last_used = 1.0  # slot 1 is the least recently used: a goes there, b to slot 0
+    submit(runner, eng, "a", "pp", "abc")
+    runner.step()
+    submit(runner, eng, "b", "qqq", "de")
+    runner.step()  # a decodes while b prefills
+    ids = [entry[2] for entry in eng.batches[-1]]
+    assert ids[0] == 0 and ids[-1] == 1 and ids == sorted(ids)
+
+
+def test_a_hole_between_busy_slots_is_closed_by_moving_the_highest_one() -> None:
+    runner, eng, sock = make(n_slots=3)
+    for rid in "abc":
+        submit(runner, eng, rid, rid * 2, "x" * (2 if rid == "b" else 6))
+    runner.step()  # a, b, c in slots 0, 1, 2
+    assert [s.request.id for s in runner.slots if s.request] == ["a", "b", "c"]
+    while runner.slots[1].request is not None:
+        runner.step()  # b finishes first: busy 0 and 2
+    runner.step()
+    assert eng.moves == [(2, 1)]
+    assert runner.slots[1].request is not None and runner.slots[1].request.id == "c"
+    assert runner.slots[2].request is None and runner.slots[2].cached  # its cache stays for reuse
+    assert {entry[2] for entry in eng.batches[-1]} == {0, 1}
+    run_until_idle(runner)
+    assert texts(sock) == {"a": "x" * 6, "b": "xx", "c": "x" * 6}
+
+
+def test_compaction_fills_holes_from_the_top() -> None:
+    slots = [Slot(i) for i in range(7)]
+    for i in (1, 4, 6):
+        slots[i].request = Request(id=str(i), prompt=[1], sampling=None)
+    src, dst = compaction(slots)
+    assert (src.seq, dst.seq) == (6, 2)
+    slots[2].request, slots[6].request = slots[6].request, None
+    src, dst = compaction(slots)
+    assert (src.seq, dst.seq) == (4, 3)
+    slots[3].request, slots[4].request = slots[4].request, None
+    assert compaction(slots) is None
+
+
+def test_plan_batch_puts_generating_requests_first_in_the_budget() -> None:
     r1 = Request(id="x", prompt=[1], sampling=None, pending=[5, 6, 7])
     r2 = Request(id="y", prompt=[1], sampling=None, next_token=9)
     plan = plan_batch([r1, r2], budget=2)

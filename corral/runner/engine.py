@@ -192,6 +192,8 @@ class Engine:
             # attends over the cells all slots occupy (masked), so idle slots' cached prompts slow each
             # step (bench/RESULTS.md). Each slot has num_ctx cells either way. CORRAL_KV_UNIFIED=1 pools.
             cparams.kv_unified = bool(os.environ.get("CORRAL_KV_UNIFIED"))
+        # With a cache per slot, one ubatch holds only sequences with consecutive ids (see pick_slot).
+        self.sequential_batches = not cparams.kv_unified and self.n_slots > 1
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
         cparams.flash_attn_type = opts.flash_attn
@@ -375,6 +377,11 @@ class Engine:
 
     def seq_clear(self, seq: int) -> None:
         ll.llama_memory_seq_rm(self.mem, seq, -1, -1)
+
+    def seq_move(self, src: int, dst: int) -> None:
+        """Copy sequence ``src``'s cache into ``dst`` (a whole-stream copy, done at the next decode)."""
+        ll.llama_memory_seq_rm(self.mem, dst, -1, -1)
+        ll.llama_memory_seq_cp(self.mem, src, dst, -1, -1)
 
     def seq_pos_min(self, seq: int) -> int:
         return int(ll.llama_memory_seq_pos_min(self.mem, seq))

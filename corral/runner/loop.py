@@ -17,7 +17,7 @@ from typing import Any
 
 from corral.runner import protocol
 from corral.runner.engine import EMBED_SEQS, Engine, Sampling
-from corral.runner.slots import Request, Slot, common_prefix, pick_slot, plan_batch
+from corral.runner.slots import Request, Slot, common_prefix, compaction, pick_slot, plan_batch
 
 
 class InputTooLong(Exception):
@@ -37,6 +37,7 @@ class Runner:
         self._send_lock = threading.Lock()
         self._outbox: list[bytes] | None = None  # frames held back until the end of a decode step
         self.decode_calls = 0
+        self.moves = 0  # sequences copied to another slot to keep the busy ones consecutive
 
     # --- channel ------------------------------------------------------------------------------------
 
@@ -77,6 +78,7 @@ class Runner:
                     self.inbox.put(msg)
                 elif kind == "stats":
                     self.send({"kind": "result", "id": msg["id"], "decode_calls": self.decode_calls,
+                               "moves": self.moves,
                                "n_batch": self.engine.n_batch,
                                "slots": [len(s.cached) for s in self.slots]})
                 else:
@@ -115,7 +117,7 @@ class Runner:
         """Move waiting requests into free slots, first come first served."""
         while self.waiting:
             r = self.waiting[0]
-            slot = pick_slot(self.slots, r.prompt)
+            slot = pick_slot(self.slots, r.prompt, contiguous=self.engine.sequential_batches)
             if slot is None:
                 return
             self.waiting.popleft()
@@ -267,14 +269,28 @@ class Runner:
         finally:
             self._flush()
 
+    def _compact(self) -> None:
+        """Keep the busy slots consecutive: with a cache per slot, llama.cpp splits a batch into one
+        ubatch per run of consecutive sequence ids, and a second graph compute per step costs far more than
+        copying one sequence's cache (about a step's time, once)."""
+        while (move := compaction(self.slots)) is not None:
+            src, dst = move
+            self.engine.seq_move(src.seq, dst.seq)
+            self.moves += 1
+            dst.cached, dst.request = list(src.cached), src.request
+            src.request, src.last_used = None, time.perf_counter()  # src keeps its cache for later reuse
+
     def _step(self) -> bool:
         eng = self.engine
         self._assign()
+        if eng.sequential_batches:
+            self._compact()
         active = [s.request for s in self.slots if s.request is not None]
         if not active:
             return False
-        plan = plan_batch(active, eng.n_batch)
         by_request = {id(s.request): s for s in self.slots if s.request is not None}
+        # in sequence order: llama.cpp takes consecutive ids into one ubatch only in increasing order
+        plan = sorted(plan_batch(active, eng.n_batch), key=lambda p: by_request[id(p[0])].seq)
         eng.batch_clear()
         for r, tokens, wants_logits in plan:
             idx = eng.batch_add_seq(tokens, r.n_past, by_request[id(r)].seq, wants_logits)
