@@ -216,6 +216,14 @@ def test_context_overflow_is_handled_and_reported(base_url: str) -> None:
     r = httpx.post(base_url + "/api/chat", json={"model": SMOL, "messages": messages, "stream": False,
                                                   "truncate": False, "options": small}, timeout=120)
     assert r.status_code == 400 and r.json()["error"].startswith("the prompt is longer than the context length")
+    # streamed: the runner finds the prompt too long before any line is written, so the status is still 400
+    r = httpx.post(base_url + "/api/chat", json={"model": SMOL, "messages": messages, "truncate": False,
+                                                  "options": small}, timeout=120)
+    assert r.status_code == 400 and r.json()["error"].startswith("the prompt is longer than the context length")
+    with httpx.stream("POST", base_url + "/api/chat", json={"model": SMOL, "messages": messages,
+                                                             "options": small}, timeout=120) as s:
+        lines = [json.loads(line) for line in s.iter_lines() if line]
+    assert s.status_code == 200 and lines[-1]["done"] and lines[-1]["truncated"]["messages"] >= 1
     long_prompt = "word " * 600
     r = httpx.post(base_url + "/api/generate", json={"model": SMOL, "prompt": long_prompt, "stream": False,
                                                       "options": small}, timeout=120)

@@ -71,6 +71,11 @@ class Runner:
                     self.send({"kind": "result", "id": msg["id"], "tokens": tokens})
                 elif kind == "detokenize":
                     self.send({"kind": "result", "id": msg["id"], "text": self.engine.detokenize(msg["tokens"])})
+                elif kind == "submit":
+                    # Ollama's runner clocks a prompt from the moment its request arrives (tokenizing
+                    # it, and any wait for a slot, count as prompt evaluation); so does this one.
+                    msg["t_arrived"] = time.perf_counter()
+                    self.inbox.put(msg)
                 elif kind == "cancel":
                     r = self.requests.get(msg["id"])
                     if r is not None and r.cancel_at is None:
@@ -97,15 +102,18 @@ class Runner:
             if not prompt:
                 prompt = [self.engine.bos]
             if len(prompt) >= self.engine.n_ctx_slot:
-                raise ValueError(
-                    f"the prompt ({len(prompt)} tokens) does not fit the context length "
-                    f"({self.engine.n_ctx_slot} tokens)")
+                # the server fits the prompt itself then (dropping old messages, cutting the middle)
+                self.send({"kind": "error", "id": rid, "code": "prompt_too_long", "n_tokens": len(prompt),
+                           "error": f"the prompt ({len(prompt)} tokens) does not fit the context length "
+                                    f"({self.engine.n_ctx_slot} tokens)"})
+                return
             sampling = Sampling.from_wire(msg.get("sampling") or {})
             r = Request(id=rid, prompt=prompt, sampling=sampling,
                         num_predict=int(msg.get("num_predict", -1)), stop=list(msg.get("stop") or []),
                         report_gaps=bool(msg.get("report_gaps")), stream=bool(msg.get("stream", True)),
                         logprobs=bool(msg.get("logprobs")),
-                        top_logprobs=max(0, min(20, int(msg.get("top_logprobs") or 0))))
+                        top_logprobs=max(0, min(20, int(msg.get("top_logprobs") or 0))),
+                        t_start=float(msg.get("t_arrived") or time.perf_counter()))
             r.sampler = self.engine.new_sampler(sampling)
         except Exception as exc:  # bad input fails its own request only
             self.send({"kind": "error", "id": rid, "error": str(exc)})
@@ -137,7 +145,6 @@ class Runner:
         r.n_past = keep
         r.n_cached = keep
         r.pending = r.prompt[keep:]
-        r.t_start = time.perf_counter()
 
     def _emit(self, r: Request, text: str) -> None:
         """Streamed requests get their text as it comes; the others get it all in ``done``.

@@ -225,7 +225,7 @@ class RunnerHandle:
                 kind = msg["kind"]
                 if kind == "error":
                     finished = True
-                    raise RunnerError(msg["error"])
+                    raise RunnerError(msg["error"], msg.get("code"))
                 if kind == "done":
                     finished = True
                 yield msg

@@ -5,6 +5,10 @@
   prompt is ``num_ctx - max((num_ctx - num_keep) / 2, 1)`` tokens long, leaving room to answer.
 - ``truncate: false`` (no dropping) or ``shift: false`` (no middle cut) turn an overflow into Ollama's 400.
 Whatever was cut is logged and reported on the final chunk (``truncated``).
+
+The common case costs no tokenizing here: the prompt goes to the runner as text, and the runner, which
+tokenizes it anyway, answers ``prompt_too_long`` when it does not fit; only then is it fitted exactly
+(:func:`fit` with ``exact``) and sent again as tokens.
 """
 
 from __future__ import annotations
@@ -27,6 +31,16 @@ class Fitted:
     prompt: str
     tokens: list[int] | None = None  # set when the prompt had to be tokenized (then submit these)
     cut: dict[str, int] = field(default_factory=dict)
+    # the exact fit, for when the runner finds the text too long (None once it has been applied)
+    refit: Callable[[], Awaitable[Fitted]] | None = field(default=None, repr=False)
+
+    async def apply_refit(self) -> bool:
+        """Replace the prompt by its exact fit; False if that was done already."""
+        if self.refit is None:
+            return False
+        exact = await self.refit()
+        self.prompt, self.tokens, self.cut, self.refit = exact.prompt, exact.tokens, exact.cut, None
+        return True
 
 
 def _could_overflow(prompt: str, limit: int) -> bool:
@@ -36,11 +50,17 @@ def _could_overflow(prompt: str, limit: int) -> bool:
 
 
 async def fit(messages: list[dict[str, Any]], render: Render, tokenize: Tokenize, *, num_ctx: int, num_keep: int,
-              truncate: bool, shift: bool, bos: bool) -> Fitted:
+              truncate: bool, shift: bool, bos: bool, exact: bool = True) -> Fitted:
     limit = num_ctx - 1  # at least one position left to generate into
     prompt = render(messages)
     if not _could_overflow(prompt, limit):
         return Fitted(prompt)
+    if not exact:
+        async def refit() -> Fitted:
+            return await fit(messages, render, tokenize, num_ctx=num_ctx, num_keep=num_keep, truncate=truncate,
+                             shift=shift, bos=bos)
+
+        return Fitted(prompt, refit=refit)
     tokens = await tokenize(prompt)
     total = len(tokens)
     if total <= limit:

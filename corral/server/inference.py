@@ -107,30 +107,37 @@ class Generation:
                 "stream": self.stream, "logprobs": self.logprobs, "top_logprobs": self.top_logprobs}
 
     async def fit(self, messages: list[dict[str, Any]], render: Render, *, truncate: bool, shift: bool) -> Fitted:
-        """The prompt for these messages, cut to the context if it overflows (see corral.server.context)."""
+        """The prompt for these messages; one that may overflow is checked by the runner and cut to the
+        context only if it does (see corral.server.context)."""
         assert self.entry is not None
         handle = self.entry.handle
         meta = self.model.gguf()
         return await fit(messages, render, handle.tokenize, num_ctx=self.entry.spec.num_ctx,
                          num_keep=int(self.options.get("num_keep", 4)), truncate=truncate, shift=shift,
-                         bos=bool(meta is not None and meta.add_bos_token))
+                         bos=bool(meta is not None and meta.add_bos_token), exact=False)
 
-    async def run(self, prompt: str, tokens: list[int] | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def run(self, fitted: Fitted) -> AsyncIterator[dict[str, Any]]:
         """Token and done messages from the runner; RunnerError becomes an API error."""
         assert self.entry is not None
-        source: dict[str, Any] = {"tokens": tokens} if tokens is not None else {"prompt": prompt}
-        try:
-            # aclosing: a caller that stops early (the two-pass format path) cancels on the runner now,
-            # not whenever the abandoned generator happens to be collected
-            async with contextlib.aclosing(self.entry.handle.generate(**source, **self.submit_fields())) as msgs:
-                async for msg in msgs:
-                    if msg["kind"] == "done" and (msg.get("text") or msg.get("logprobs")):
-                        # what the runner held back until the end (all of it when not streaming)
-                        yield {"kind": "token", "id": msg["id"], "text": msg.pop("text", ""),
-                               "logprobs": msg.pop("logprobs", None)}
-                    yield msg
-        except RunnerError as exc:
-            raise errors.InternalError(str(exc)) from None
+        while True:
+            source: dict[str, Any] = ({"tokens": fitted.tokens} if fitted.tokens is not None
+                                      else {"prompt": fitted.prompt})
+            try:
+                # aclosing: a caller that stops early (the two-pass format path) cancels on the runner now,
+                # not whenever the abandoned generator happens to be collected
+                async with contextlib.aclosing(self.entry.handle.generate(**source, **self.submit_fields())) as msgs:
+                    async for msg in msgs:
+                        if msg["kind"] == "done" and (msg.get("text") or msg.get("logprobs")):
+                            # what the runner held back until the end (all of it when not streaming)
+                            yield {"kind": "token", "id": msg["id"], "text": msg.pop("text", ""),
+                                   "logprobs": msg.pop("logprobs", None)}
+                        yield msg
+                return
+            except RunnerError as exc:
+                # the runner refuses a prompt before generating anything, so nothing was sent yet
+                if exc.code == "prompt_too_long" and await fitted.apply_refit():
+                    continue
+                raise errors.InternalError(str(exc)) from None
 
     def metrics(self, done: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -239,7 +239,7 @@ async def generate(request: Request) -> Response:
 
     async def chunks() -> AsyncIterator[dict[str, Any]]:
         try:
-            async for msg in gen.run(fitted.prompt, fitted.tokens):
+            async for msg in gen.run(fitted):
                 if msg["kind"] == "token":
                     piece = splitter.add(msg["text"])
                     logprobs = _logprobs(msg)
@@ -342,7 +342,7 @@ async def chat(request: Request) -> Response:
         try:
             while True:
                 restart = False
-                async with _closing(gen.run(current.prompt, current.tokens)) as run:
+                async with _closing(gen.run(current)) as run:
                     async for msg in run:
                         if msg["kind"] == "token":
                             piece = splitter.add(msg["text"])
@@ -362,7 +362,7 @@ async def chat(request: Request) -> Response:
                             last = splitter.finish()
                             yield chunk(Message(role="assistant", content=last.content, thinking=last.thinking,
                                                 tool_calls=_tool_calls(last)),
-                                        done=True, done_reason=_reason(msg), truncated=fitted.cut or None,
+                                        done=True, done_reason=_reason(msg), truncated=current.cut or None,
                                         **gen.metrics(msg))
                 if not restart:
                     return
