@@ -316,3 +316,29 @@ def protocol_frames(data: bytes) -> list[bytes]:
         frames.append(data[protocol.HEADER.size:protocol.HEADER.size + length])
         data = data[protocol.HEADER.size + length:]
     return frames
+
+
+def test_the_loop_pauses_once_after_a_streamed_request_gets_its_first_text(monkeypatch: Any) -> None:
+    """With every core decoding, the server and client get a moment to pass the first text on."""
+    import os
+
+    from corral.runner import loop
+
+    pauses: list[float] = []
+    monkeypatch.setattr(loop.time, "sleep", pauses.append)
+    eng, sock = FakeEngine(2, 8), FakeSocket()
+    eng.n_threads = os.cpu_count() or 1  # type: ignore[attr-defined]
+    runner = Runner(eng, sock)  # type: ignore[arg-type]
+    submit(runner, eng, "a", "p", "hello")
+    eng.scripts.append([ord(c) for c in "quiet"])
+    runner.inbox.put({"kind": "submit", "id": "b", "prompt": "q", "stream": False})
+    run_until_idle(runner)
+    assert texts(sock) == {"a": "hello"}
+    assert pauses == [loop.FIRST_TEXT_PAUSE]  # a's first text only: not b (unstreamed), not a's later text
+
+    pauses.clear()
+    eng.n_threads = 1 if (os.cpu_count() or 1) > 1 else 0  # type: ignore[attr-defined]
+    runner = Runner(eng, FakeSocket())  # type: ignore[arg-type]
+    submit(runner, eng, "c", "p", "hi")
+    run_until_idle(runner)
+    assert pauses == []  # cores to spare: no pause

@@ -139,6 +139,7 @@ class Engine:
             self._adapters.append(adapter)
 
         threads = opts.n_threads or physical_cores()
+        self.n_threads = threads
         self.n_slots = max(1, opts.n_parallel)
         self.n_ctx_slot = opts.n_ctx
         self.pooled = False

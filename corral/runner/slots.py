@@ -43,6 +43,7 @@ class Request:
     top_logprobs: int = 0
     lp_pending: list[dict[str, Any]] = field(default_factory=list)  # not yet sent with any text
     held: list[str] = field(default_factory=list)
+    emitted: bool = False  # some text of this (streamed) request has gone out
 
     def __post_init__(self) -> None:
         self.stops = StopMatcher(self.stop)
