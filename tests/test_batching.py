@@ -73,10 +73,12 @@ def test_concurrent_requests_match_solo_runs(model_path: str) -> None:
     assert stats["decodes"] < solo_decodes * 0.6
 
 
-def test_a_sequence_moved_to_close_a_hole_generates_what_it_would_have(model_path: str) -> None:
+@pytest.mark.parametrize("name", ["smollm2:135m", "gemma3:270m"])  # gemma3: sliding-window layers too
+def test_a_sequence_moved_to_close_a_hole_generates_what_it_would_have(models_dir: Path, name: str) -> None:
     """Three requests in slots 0, 1, 2; the middle one stops early, so the runner copies slot 2's cache into
     slot 1 (one ubatch per step again) and the third request goes on from there, unchanged."""
     prompts, limits = PROMPTS[:3], [40, 3, 40]
+    model_path = str(Store(models_dir).get(name).model_path)
 
     async def main() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
         handle = RunnerHandle(RunnerSpec(model_path=model_path, num_ctx=512, num_parallel=3))
