@@ -174,6 +174,7 @@ class Engine:
         self._one = np.empty(1, dtype=token_data)
         self._piece_buf = ctypes.create_string_buffer(256)
         self._piece_cache: dict[int, bytes] = {}
+        self._logit_views: dict[int, Any] = {}
 
     def _new_context(self, opts: LoadOptions, threads: int, pooling: int) -> Any:
         cparams = ll.llama_context_default_params()
@@ -283,15 +284,14 @@ class Engine:
         if sampler.greedy and sampler.grammar is None:
             # llama_sampler_sample builds a candidate list of the whole vocabulary every call (0.29 ms for
             # gemma3's 262k tokens, over 1% of a decode step); greedy needs only the first maximum
-            logits = np.ctypeslib.as_array(ll.llama_get_logits_ith(self.ctx, batch_index), shape=(self.n_vocab,))
-            return int(logits.argmax())
+            return int(self._logits(batch_index).argmax())
         if sampler.grammar is None:
             # applies the chain to the logits of that batch row and accepts the token, all in C
             return int(ll.llama_sampler_sample(sampler.chain, self.ctx, batch_index))
         # With a grammar, llama-server's way: sample freely, ask the grammar about that one token, and only
         # when it refuses, mask the whole vocabulary by the grammar and sample again. Masking ~50k candidates
         # through the grammar every step made constrained generation many times slower than free text.
-        logits = np.ctypeslib.as_array(ll.llama_get_logits_ith(self.ctx, batch_index), shape=(self.n_vocab,))
+        logits = self._logits(batch_index)
         cur = self._candidates(logits)
         ll.llama_sampler_apply(sampler.chain, ctypes.byref(cur))
         token = int(cur.data[cur.selected].id)
@@ -309,6 +309,19 @@ class Engine:
         ll.llama_sampler_accept(sampler.chain, token)
         return token
 
+    def _logits(self, batch_index: int) -> Any:
+        """A numpy view of one batch row's logits. Views are kept by address: making one costs ~40 us, a
+        step's worth of Python, and llama.cpp hands out the same few rows of one buffer step after step
+        (a row at an address llama.cpp returns now is valid now, whatever buffer once held that address)."""
+        addr = ctypes.cast(ll.llama_get_logits_ith(self.ctx, batch_index), ctypes.c_void_p).value or 0
+        view = self._logit_views.get(addr)
+        if view is None:
+            if len(self._logit_views) > 4096:
+                self._logit_views.clear()
+            view = np.ctypeslib.as_array((ctypes.c_float * self.n_vocab).from_address(addr))
+            self._logit_views[addr] = view
+        return view
+
     def _candidates(self, logits: Any) -> Any:
         """Every token with its logit, as a llama_token_data_array over a reused buffer."""
         buf = self._cand
@@ -320,16 +333,14 @@ class Engine:
 
     def top2_gap(self, batch_index: int) -> float:
         """Difference between the two largest logits of a batch row (for determinism checks only)."""
-        ptr = ll.llama_get_logits_ith(self.ctx, batch_index)
-        logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+        logits = self._logits(batch_index)
         top = np.partition(logits, -2)[-2:]
         return float(abs(top[1] - top[0]))
 
     def logprobs(self, batch_index: int, token: int, top: int) -> dict[str, Any]:
         """Log-probability of ``token`` under the model's raw distribution at that batch row, with the
         ``top`` most likely alternatives, in Ollama's wire shape (``token``, ``logprob``, ``bytes``)."""
-        ptr = ll.llama_get_logits_ith(self.ctx, batch_index)
-        logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).astype(np.float64)
+        logits = self._logits(batch_index).astype(np.float64)
         peak = float(logits.max())
         log_total = peak + float(np.log(np.exp(logits - peak).sum()))
         entry = self._lp_entry(token, float(logits[token]) - log_total)

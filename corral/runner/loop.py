@@ -256,6 +256,8 @@ class Runner:
     # --- the loop -----------------------------------------------------------------------------------
 
     def _drain(self, block: bool) -> None:
+        if not block and self.inbox.empty():
+            return  # the common case mid-generation; cheaper than get_nowait's Empty exception
         try:
             msg = self.inbox.get(block=block)
         except queue.Empty:
