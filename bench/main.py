@@ -117,7 +117,8 @@ def run_round(res: Results, cfg: workloads.Config, anchors: anc.Anchors, sy: Sys
         systems.append(sy.peer)
     steps: list[tuple[str, Callable[[], None]]] = []
     for n in cfg.decode_lengths:
-        steps.append((f"decode {n}", functools.partial(workloads.decode, res, model, rnd, systems, n)))
+        steps.append((f"decode {n}", functools.partial(workloads.decode, res, model, rnd, systems, n,
+                                                       cfg.decode_samples)))
     steps.append(("llama.cpp decode", functools.partial(workloads.engine_decode, res, model, anchors, sy.model_path,
                                                         cfg)))
     for c in cfg.concurrency:

@@ -42,6 +42,9 @@ class Config:
     decode_lengths: tuple[int, ...] = (128, 512)
     concurrency: tuple[int, ...] = (1, 2, 4, 8)
     agg_tokens: int = 128
+    # One 128-token decode lasts about a second; paired corral/llama-server ratios scatter 0.98-1.04 from
+    # one to the next on this VM, so each round takes several, interleaved.
+    decode_samples: int = 3
     ftt_predict: int = 4
     # A first token's few milliseconds scatter with the 2-core VM's scheduling (a woken process now and then
     # waits 3-4 ms for a core the decode threads hold), so each round takes several samples per system.
@@ -59,11 +62,12 @@ def _nonce() -> str:
 # --- generation ---------------------------------------------------------------------------------------
 
 
-def decode(res: Results, model: str, rnd: int, systems: Sequence[Target], n: int) -> None:
-    for t in systems:
-        d = t.decode(story(rnd), n)
-        res.add(model, f"decode{n}", t.name, d.rate)
-        res.add(model, f"decode{n}_tokens", t.name, d.tokens)
+def decode(res: Results, model: str, rnd: int, systems: Sequence[Target], n: int, samples: int = 1) -> None:
+    for _ in range(samples):
+        for t in systems:
+            d = t.decode(story(rnd), n)
+            res.add(model, f"decode{n}", t.name, d.rate)
+            res.add(model, f"decode{n}_tokens", t.name, d.tokens)
 
 
 def _concurrent(t: Target, c: int, n: int, rnd: int) -> tuple[int, float]:
