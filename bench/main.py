@@ -249,8 +249,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--models", nargs="+", default=list(MODELS))
     p.add_argument("--no-python-peer", action="store_true", help="skip llama-cpp-python's server")
     p.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md and the chart alone")
+    p.add_argument("--report-only", action="store_true",
+                   help="no measuring: render the tables again from bench/out/results.json")
     args = p.parse_args(argv)
     cfg = workloads.Config(rounds=args.rounds)
+    if args.report_only:
+        res = Results.load(OUT / "results.json")
+        models = list(dict.fromkeys(m for m, _, _ in res.samples))
+        text = render(res, cfg, models)
+        print(text)
+        if not args.no_write:
+            report.write_results_md(BENCH / "RESULTS.md", text)
+            report.chart(res, models, cfg.concurrency, BENCH / "throughput.png")
+        return 0
     clock = Timer()
     watch = quiet.CpuWatch()
 

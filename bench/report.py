@@ -19,15 +19,10 @@ def _fmt(value: float | None, digits: int) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def _ratio(a: float | None, b: float | None) -> str:
-    return "–" if a is None or not b else f"{a / b:.2f}×"
-
-
 def _at_least(workload: str, against: str, factor: float) -> Check:
     def check(res: Results, model: str) -> tuple[str, bool | None]:
-        a, b = res.median(model, workload, "corral"), res.median(model, workload, against)
-        ok = None if a is None or b is None else a >= factor * b
-        return f"≥ {factor:g}× {against}", ok
+        r = res.ratio(model, workload, "corral", against)
+        return f"≥ {factor:g}× {against}", None if r is None else r >= factor
     return check
 
 
@@ -97,9 +92,10 @@ def main_table(res: Results, models: Sequence[str], table_rows: Sequence[Row]) -
             if row.corral_as != "corral":
                 vals = {s: (v if s == "corral" else None) for s, v in vals.items()}
             met = "" if row.check is None else {True: "yes", False: "**no**", None: "n/a"}[ok]
+            ratios = [None if vals["corral"] is None or vals[s] is None
+                      else res.ratio(model, row.workload, row.corral_as, s) for s in ("llama-server", "batched-bench")]
             cells = [model, row.label, *(_fmt(vals[s], row.digits) for s in SYSTEMS),
-                     _ratio(vals["corral"], vals["llama-server"]), _ratio(vals["corral"], vals["batched-bench"]),
-                     target, met]
+                     *(_fmt(r, 2) + "×" if r is not None else "–" for r in ratios), target, met]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
