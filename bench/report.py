@@ -95,7 +95,7 @@ def main_table(res: Results, models: Sequence[str], table_rows: Sequence[Row]) -
             ratios = [None if vals["corral"] is None or vals[s] is None
                       else res.ratio(model, row.workload, row.corral_as, s) for s in ("llama-server", "batched-bench")]
             cells = [model, row.label, *(_fmt(vals[s], row.digits) for s in SYSTEMS),
-                     *(_fmt(r, 2) + "×" if r is not None else "–" for r in ratios), target, met]
+                     *(_fmt(r, 3) + "×" if r is not None else "–" for r in ratios), target, met]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
