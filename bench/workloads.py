@@ -49,6 +49,7 @@ class Config:
     # A first token's few milliseconds scatter with the 2-core VM's scheduling (a woken process now and then
     # waits 3-4 ms for a core the decode threads hold), so each round takes several samples per system.
     ftt_samples: int = 5
+    ftt_long_samples: int = 2  # a ~1k-token prefill takes 1.5-3 s
     turn_predict: int = 16
     endpoint_seconds: float = 1.0
     max_foreign_share: float = 0.05  # a round during which other processes used more is run again
@@ -117,7 +118,7 @@ def first_token(res: Results, model: str, corral: Corral, server: LlamaServer | 
             steps.append(("corral-chat", corral.first_token_chat))
         if server is not None:
             steps.append(("llama-server", server.first_token))
-        for _ in range(cfg.ftt_samples if kind == "short" else max(1, cfg.ftt_samples // 2)):
+        for _ in range(cfg.ftt_samples if kind == "short" else cfg.ftt_long_samples):
             for name, fn in steps:
                 ft = fn(make(), cfg.ftt_predict)
                 res.add(model, f"ftt_{kind}", name, (ft.ttfb - ft.prefill) * 1e3)

@@ -17,6 +17,7 @@ class FakeEngine:
     def __init__(self, n_slots: int = 2, n_batch: int = 8, n_ctx: int = 64) -> None:
         self.n_slots, self.n_batch, self.n_ctx_slot, self.n_swa, self.bos = n_slots, n_batch, n_ctx, 0, 1
         self.sequential_batches = True
+        self.n_threads = 0  # fewer than the cores: no first-text pause
         self.scripts: list[list[int]] = []
         self.batches: list[list[tuple[int, int, int, bool]]] = []
         self.truncations: list[tuple[int, int]] = []
@@ -327,7 +328,7 @@ def test_the_loop_pauses_once_after_a_streamed_request_gets_its_first_text(monke
     pauses: list[float] = []
     monkeypatch.setattr(loop.time, "sleep", pauses.append)
     eng, sock = FakeEngine(2, 8), FakeSocket()
-    eng.n_threads = os.cpu_count() or 1  # type: ignore[attr-defined]
+    eng.n_threads = os.cpu_count() or 1
     runner = Runner(eng, sock)  # type: ignore[arg-type]
     submit(runner, eng, "a", "p", "hello")
     eng.scripts.append([ord(c) for c in "quiet"])
@@ -337,7 +338,7 @@ def test_the_loop_pauses_once_after_a_streamed_request_gets_its_first_text(monke
     assert pauses == [loop.FIRST_TEXT_PAUSE]  # a's first text only: not b (unstreamed), not a's later text
 
     pauses.clear()
-    eng.n_threads = 1 if (os.cpu_count() or 1) > 1 else 0  # type: ignore[attr-defined]
+    eng.n_threads = 1 if (os.cpu_count() or 1) > 1 else 0
     runner = Runner(eng, FakeSocket())  # type: ignore[arg-type]
     submit(runner, eng, "c", "p", "hi")
     run_until_idle(runner)

@@ -45,8 +45,7 @@ class Runner:
         self._outbox: list[bytes] | None = None  # frames held back until the end of a decode step
         self.decode_calls = 0
         self._first_out = False  # this step sent some request its first text
-        threads = getattr(engine, "n_threads", 0)
-        self.first_text_pause = FIRST_TEXT_PAUSE if threads >= (os.cpu_count() or 1) else 0.0
+        self.first_text_pause = FIRST_TEXT_PAUSE if engine.n_threads >= (os.cpu_count() or 1) else 0.0
         self.moves = 0  # sequences copied to another slot to keep the busy ones consecutive
 
     # --- channel ------------------------------------------------------------------------------------
@@ -113,7 +112,7 @@ class Runner:
                 prompt = [self.engine.bos]
             if len(prompt) >= self.engine.n_ctx_slot:
                 # the server fits the prompt itself then (dropping old messages, cutting the middle)
-                self.send({"kind": "error", "id": rid, "code": "prompt_too_long", "n_tokens": len(prompt),
+                self.send({"kind": "error", "id": rid, "code": "prompt_too_long",
                            "error": f"the prompt ({len(prompt)} tokens) does not fit the context length "
                                     f"({self.engine.n_ctx_slot} tokens)"})
                 return
