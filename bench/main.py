@@ -125,7 +125,7 @@ def run_round(res: Results, cfg: workloads.Config, anchors: anc.Anchors, sy: Sys
         # llama-cpp-python serves one request at a time: the first round, up to 4 streams, shows that.
         peers: list[Target] = systems if rnd == 0 and c <= 4 else [corral, server]
         steps.append((f"aggregate {c}", functools.partial(workloads.aggregate, res, model, rnd, peers, c,
-                                                          cfg.agg_tokens)))
+                                                          cfg.agg_tokens, cfg.agg_samples)))
     steps += [
         ("llama.cpp aggregate", functools.partial(workloads.engine_aggregate, res, model, anchors, sy.model_path, cfg)),
         ("first token", functools.partial(workloads.first_token, res, model, corral, server, cfg)),

@@ -45,6 +45,9 @@ class Config:
     # One 128-token decode lasts about a second; paired corral/llama-server ratios scatter 0.98-1.04 from
     # one to the next on this VM, so each round takes several, interleaved.
     decode_samples: int = 3
+    # The same for c concurrent streams: 4- and 8-stream ratios to llama-server moved 0.99-1.04 between runs
+    # of one sample per round.
+    agg_samples: int = 3
     ftt_predict: int = 4
     # A first token's few milliseconds scatter with the 2-core VM's scheduling (a woken process now and then
     # waits 3-4 ms for a core the decode threads hold), so each round takes several samples per system.
@@ -99,11 +102,15 @@ def _concurrent(t: Target, c: int, n: int, rnd: int) -> tuple[int, float]:
     return sum(counts), max(ends) - t0
 
 
-def aggregate(res: Results, model: str, rnd: int, systems: Sequence[Target], c: int, n: int) -> None:
-    for t in systems:
-        tokens, wall = _concurrent(t, c, n, rnd)
-        res.add(model, f"agg{c}", t.name, tokens / wall)
-        res.add(model, f"agg{c}_tokens", t.name, tokens)
+def aggregate(res: Results, model: str, rnd: int, systems: Sequence[Target], c: int, n: int,
+              samples: int = 1) -> None:
+    """``samples`` alternations of the first two systems (corral, llama-server); any further system (the
+    one-request-at-a-time Python peer) once."""
+    for k in range(samples):
+        for t in systems if k == 0 else systems[:2]:
+            tokens, wall = _concurrent(t, c, n, rnd)
+            res.add(model, f"agg{c}", t.name, tokens / wall)
+            res.add(model, f"agg{c}_tokens", t.name, tokens)
 
 
 # --- latency --------------------------------------------------------------------------------------------

@@ -96,3 +96,26 @@ def test_a_sequence_moved_to_close_a_hole_generates_what_it_would_have(models_di
     assert moves >= 1
     assert [len(t["tokens"]) for t in together] == [len(s["tokens"]) for s in solo]
     assert_same_tokens(prompts, solo, together)
+
+
+def test_greedy_outputs_of_one_step_are_read_in_batch_order(model_path: str) -> None:
+    """A step's greedy tokens come from one argmax over llama.cpp's whole logits buffer; each must be its
+    own row's (a wrong row order would hand one request another's token)."""
+    from corral.runner.engine import Engine, LoadOptions, Sampling
+
+    eng = Engine(LoadOptions(model_path=model_path, n_ctx=256, n_parallel=3, n_batch=64, n_threads=1))
+    greedy = eng.new_sampler(Sampling.from_wire({"temperature": 0}))
+    free = eng.new_sampler(Sampling.from_wire({"temperature": 0.8, "seed": 7}))
+    try:
+        eng.batch_clear()
+        rows = [eng.batch_add_seq(eng.tokenize(chatml(p)), 0, seq, True) for seq, p in enumerate(PROMPTS[:3])]
+        assert eng.decode() == 0
+        expected = [int(eng._logits(i).argmax()) for i in rows]
+        assert len(set(expected)) > 1  # distinct rows, or the order would not show
+        assert eng.sample_outputs([(greedy, i) for i in rows]) == expected
+        # a sampled row between greedy ones keeps the others in place
+        mixed = eng.sample_outputs([(greedy, rows[0]), (free, rows[1]), (greedy, rows[2])])
+        assert (mixed[0], mixed[2]) == (expected[0], expected[2])
+    finally:
+        eng.free_sampler(greedy)
+        eng.free_sampler(free)

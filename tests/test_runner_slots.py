@@ -33,8 +33,8 @@ class FakeEngine:
     def free_sampler(self, chain: Any) -> None:
         pass
 
-    def sample(self, chain: list[int], index: int) -> int:
-        return chain.pop(0) if chain else EOG
+    def sample_outputs(self, picks: list[tuple[list[int], int]]) -> list[int]:
+        return [chain.pop(0) if chain else EOG for chain, _index in picks]
 
     def piece(self, token: int) -> bytes:
         return chr(token).encode()

@@ -105,8 +105,21 @@ def _view(ptr: Any, n: int) -> Any:
     return (ptr._type_ * n).from_address(ctypes.addressof(ptr.contents))
 
 
+def _address_binding(name: str, argtypes: list[Any]) -> Any:
+    """The C function behind llama_cpp's binding of ``name``, returning its pointer as an int: casting the
+    ``POINTER(c_float)`` llama_cpp's own binding returns costs microseconds on every decode step."""
+    fn = getattr(ctypes.CDLL(ll.llama_cpp._lib._name), name)
+    fn.argtypes = argtypes
+    fn.restype = ctypes.c_void_p
+    return fn
+
+
+_get_logits = _address_binding("llama_get_logits", [ctypes.c_void_p])
+_get_logits_ith = _address_binding("llama_get_logits_ith", [ctypes.c_void_p, ctypes.c_int32])
+
+
 class Engine:
-    """One model and one context with ``n_parallel`` sequences sharing a unified KV cache."""
+    """One model and one context with ``n_parallel`` sequences (slots), each with a KV cache of its own."""
 
     def __init__(self, opts: LoadOptions) -> None:
         global _backend_ready
@@ -174,7 +187,7 @@ class Engine:
         self._one = np.empty(1, dtype=token_data)
         self._piece_buf = ctypes.create_string_buffer(256)
         self._piece_cache: dict[int, bytes] = {}
-        self._logit_views: dict[int, Any] = {}
+        self._logit_views: dict[tuple[int, int], Any] = {}
 
     def _new_context(self, opts: LoadOptions, threads: int, pooling: int) -> Any:
         cparams = ll.llama_context_default_params()
@@ -309,17 +322,40 @@ class Engine:
         ll.llama_sampler_accept(sampler.chain, token)
         return token
 
+    def sample_outputs(self, picks: list[tuple[Sampler, int]]) -> list[int]:
+        """The next token of every output of the last decode: ``picks`` holds each output's sampler and
+        batch index, all of them, in batch order (llama.cpp stores output rows in that order). Greedy rows
+        are decided together, one numpy argmax over the whole logits buffer: per row, finding the view
+        and calling numpy cost more than the scan itself."""
+        rows: list[int] | None = None
+        out: list[int] = []
+        for j, (sampler, index) in enumerate(picks):
+            if sampler.greedy and sampler.grammar is None:
+                if rows is None:
+                    rows = self._floats(_get_logits(self.ctx), len(picks) * self.n_vocab).reshape(
+                        len(picks), self.n_vocab).argmax(axis=1).tolist()
+                out.append(rows[j])
+            else:
+                out.append(self.sample(sampler, index))
+        return out
+
     def _logits(self, batch_index: int) -> Any:
-        """A numpy view of one batch row's logits. Views are kept by address: making one costs ~40 us, a
-        step's worth of Python, and llama.cpp hands out the same few rows of one buffer step after step
-        (a row at an address llama.cpp returns now is valid now, whatever buffer once held that address)."""
-        addr = ctypes.cast(ll.llama_get_logits_ith(self.ctx, batch_index), ctypes.c_void_p).value or 0
-        view = self._logit_views.get(addr)
+        """A numpy view of one batch row's logits."""
+        return self._floats(_get_logits_ith(self.ctx, batch_index), self.n_vocab)
+
+    def _floats(self, addr: int | None, n: int) -> Any:
+        """A numpy view of ``n`` floats at ``addr``. Views are kept: making one costs ~40 us, a step's worth
+        of Python, and llama.cpp hands out the same few addresses of one buffer step after step (a row at an
+        address llama.cpp returns now is valid now, whatever buffer once held that address)."""
+        key = (addr or 0, n)
+        view = self._logit_views.get(key)
         if view is None:
+            if not addr:
+                raise RuntimeError("llama.cpp returned no logits")
             if len(self._logit_views) > 4096:
                 self._logit_views.clear()
-            view = np.ctypeslib.as_array((ctypes.c_float * self.n_vocab).from_address(addr))
-            self._logit_views[addr] = view
+            view = np.ctypeslib.as_array((ctypes.c_float * n).from_address(addr))
+            self._logit_views[key] = view
         return view
 
     def _candidates(self, logits: Any) -> Any:

@@ -338,19 +338,21 @@ class Runner:
                 r.next_token = None
             else:
                 del r.pending[: len(tokens)]
-        for r, _tokens, wants_logits in plan:
-            if wants_logits:
-                self._after_logits(by_request[id(r)], r)
+        outputs = [r for r, _tokens, wants_logits in plan if wants_logits]
+        if outputs:
+            # every output at once, in batch order (a canceled request's token is drawn and dropped)
+            tokens = eng.sample_outputs([(r.sampler, r.logits_index) for r in outputs])
+            for r, token in zip(outputs, tokens, strict=True):
+                self._after_logits(by_request[id(r)], r, token)
         return True
 
-    def _after_logits(self, slot: Slot, r: Request) -> None:
+    def _after_logits(self, slot: Slot, r: Request, token: int) -> None:
         eng = self.engine
         if r.cancel_at is not None:
             self._finish(slot, "canceled")
             return
         if r.report_gaps:
             r.gaps.append(eng.top2_gap(r.logits_index))
-        token = eng.sample(r.sampler, r.logits_index)
         if not r.t_first:
             r.t_first = time.perf_counter()
         if eng.is_eog(token):
