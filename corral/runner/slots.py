@@ -46,7 +46,7 @@ class Request:
     emitted: bool = False  # some text of this (streamed) request has gone out
 
     def __post_init__(self) -> None:
-        self.stops = StopMatcher(self.stop)
+        self.stops = StopMatcher(self.stop) if any(self.stop) else None
 
 
 @dataclass

@@ -32,6 +32,8 @@ class Utf8Assembler:
         self._pending = b""
 
     def push(self, data: bytes) -> str:
+        if not self._pending and data and data[-1] < 0x80:
+            return data.decode("utf-8", errors="ignore")  # nothing held, ends in ASCII: whole (most tokens)
         buf = self._pending + data
         cut = _utf8_complete_prefix(buf)
         self._pending = buf[cut:]
