@@ -103,6 +103,20 @@ def test_keep_alive_rules(make_server: Any) -> None:
     wait_until(lambda: not srv.runners(), timeout=10, what="the runner to exit")
 
 
+@pytest.mark.parametrize("path", ["/api/chat", "/api/embed"])
+def test_keep_alive_0_on_a_model_not_loaded_loads_answers_and_unloads(make_server: Any, path: str) -> None:
+    """The load itself must not count as the idle moment after which keep_alive 0 unloads: the request
+    that asked for the load would find the runner gone, and load it again, over and over."""
+    srv = make_server()
+    body: dict[str, Any] = {"model": SMOL, "keep_alive": 0, "stream": False, "options": SHORT}
+    body.update({"messages": [{"role": "user", "content": "Hi"}]} if path == "/api/chat" else {"input": "Hi"})
+    r = httpx.post(srv.url + path, json=body, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json().get("message", {}).get("content") or r.json().get("embeddings")
+    wait_until(lambda: not ps(srv) and not srv.runners(), timeout=10, what="the runner to unload and exit")
+    assert srv.log().count("loaded ") == 1
+
+
 def test_empty_request_loads_and_unloads(make_server: Any) -> None:
     srv = make_server()
     r = httpx.post(srv.url + "/api/generate", json={"model": SMOL}, timeout=120)

@@ -37,6 +37,10 @@ class ModelRef:
     estimate_bytes: int
 
 
+# How long a freshly loaded runner waits for the requests that asked for it before keep_alive applies.
+LOAD_GRACE = 5.0
+
+
 class QueueFull(Exception):
     """More requests wait than ``OLLAMA_MAX_QUEUE`` allows."""
 
@@ -133,7 +137,10 @@ class Scheduler:
             entry = self._ready(spec)
             if entry is None:
                 entry = await self._load(model, spec, keep_alive)
-                self._start_expiry(entry)  # idle until someone holds it
+                # Idle until a waiter holds it, which happens only after this task has ended: keep_alive 0
+                # must not unload it in between (the waiters would find it gone and load it again, forever).
+                # The grace unloads it still if every waiter has left meanwhile.
+                self._start_expiry(entry, at_least=LOAD_GRACE)
             return entry
 
     def find_ready(self, spec: RunnerSpec) -> Loaded | None:
@@ -164,16 +171,17 @@ class Scheduler:
         self._start_expiry(entry)
         self._notify()
 
-    def _start_expiry(self, entry: Loaded) -> None:
+    def _start_expiry(self, entry: Loaded, at_least: float = 0.0) -> None:
         if entry._timer is not None:
             entry._timer.cancel()
             entry._timer = None
-        if entry.keep_alive <= 0:
+        delay = max(entry.keep_alive, at_least)
+        if delay <= 0:
             self._schedule_unload(entry)
-        elif math.isfinite(entry.keep_alive):
-            entry.expires_at = time.time() + entry.keep_alive
+        elif math.isfinite(delay):
+            entry.expires_at = time.time() + delay
             loop = asyncio.get_running_loop()
-            entry._timer = loop.call_later(entry.keep_alive, self._schedule_unload, entry)
+            entry._timer = loop.call_later(delay, self._schedule_unload, entry)
         else:
             entry.expires_at = math.inf
 
