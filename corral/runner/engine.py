@@ -185,8 +185,8 @@ class Engine:
         self._ids = np.arange(self.n_vocab, dtype=np.int32)
         self._cand = np.empty(self.n_vocab, dtype=token_data)
         self._one = np.empty(1, dtype=token_data)
-        self._piece_buf = ctypes.create_string_buffer(256)
         self._piece_cache: dict[int, bytes] = {}
+        self._special_pieces: dict[int, bytes] = {}  # only the reader thread's detokenize uses these
         self._logit_views: dict[tuple[int, int], Any] = {}
 
     def _new_context(self, opts: LoadOptions, threads: int, pooling: int) -> Any:
@@ -240,20 +240,35 @@ class Engine:
     def piece(self, token: int) -> bytes:
         """The bytes of one token as generated text (special tokens render as nothing)."""
         cached = self._piece_cache.get(token)
-        if cached is not None:
-            return cached
-        n = ll.llama_token_to_piece(self.vocab, token, self._piece_buf, len(self._piece_buf), 0, False)
-        if n < 0:
-            buf = ctypes.create_string_buffer(-n)
-            n = ll.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, False)
-            out = buf.raw[:n]
-        else:
-            out = self._piece_buf.raw[:n]
-        self._piece_cache[token] = out
-        return out
+        if cached is None:
+            cached = self._piece_cache[token] = self._token_bytes(token, special=False)
+        return cached
+
+    def _token_bytes(self, token: int, *, special: bool) -> bytes:
+        # A buffer per call, not one per engine: the loop thread (piece) and the reader thread (detokenize)
+        # both get here, and ctypes lets go of the GIL during the call. Only cache misses come this way.
+        buf = ctypes.create_string_buffer(64)
+        n = ll.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, special)
+        if n >= 0:
+            return buf.raw[:n]
+        buf = ctypes.create_string_buffer(-n)
+        n = ll.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, special)
+        return buf.raw[:n]
 
     def detokenize(self, tokens: list[int]) -> str:
-        return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
+        """Text that tokenizes back to ``tokens``: special tokens keep their text (``<|im_start|>``), as
+        Ollama's detokenize does, so a generate ``context`` replays the earlier turns' template intact. A
+        leading BOS is left out when tokenizing adds one anyway (Ollama's text would carry a second one)."""
+        if tokens and self.add_bos and tokens[0] == self.bos:
+            tokens = tokens[1:]
+        pieces = self._special_pieces
+        out = []
+        for t in tokens:
+            raw = pieces.get(t)
+            if raw is None:
+                raw = pieces[t] = self._token_bytes(t, special=True)
+            out.append(raw)
+        return b"".join(out).decode("utf-8", errors="replace")
 
     def is_eog(self, token: int) -> bool:
         return bool(ll.llama_vocab_is_eog(self.vocab, token))
@@ -294,10 +309,7 @@ class Engine:
         return Sampler(chain, grammar)
 
     def sample(self, sampler: Sampler, batch_index: int) -> int:
-        if sampler.greedy and sampler.grammar is None:
-            # llama_sampler_sample builds a candidate list of the whole vocabulary every call (0.29 ms for
-            # gemma3's 262k tokens, over 1% of a decode step); greedy needs only the first maximum
-            return int(self._logits(batch_index).argmax())
+        """One row's token through the sampler chain (greedy rows go through :meth:`sample_outputs`)."""
         if sampler.grammar is None:
             # applies the chain to the logits of that batch row and accepts the token, all in C
             return int(ll.llama_sampler_sample(sampler.chain, self.ctx, batch_index))
@@ -325,8 +337,9 @@ class Engine:
     def sample_outputs(self, picks: list[tuple[Sampler, int]]) -> list[int]:
         """The next token of every output of the last decode: ``picks`` holds each output's sampler and
         batch index, all of them, in batch order (llama.cpp stores output rows in that order). Greedy rows
-        are decided together, one numpy argmax over the whole logits buffer: per row, finding the view
-        and calling numpy cost more than the scan itself."""
+        are decided together, one numpy argmax over the whole logits buffer (llama_sampler_sample would
+        build a candidate list of the whole vocabulary per row: 0.29 ms for gemma3's 262k tokens, over 1 %
+        of a decode step)."""
         rows: list[int] | None = None
         out: list[int] = []
         for j, (sampler, index) in enumerate(picks):

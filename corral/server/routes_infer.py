@@ -215,20 +215,27 @@ async def generate(request: Request) -> Response:
         def render(ms: list[dict[str, Any]]) -> str:
             return render_chat(fmt, ms, tools=[], think=think)
 
-    if req.debug_render_only:
+    def debug_reply() -> Response:
         return json_response(GenerateResponse(model=name, done=False, debug_info=DebugInfo(
             rendered_template=_render(render, messages), image_count=len(req.images or []))).to_wire())
 
+    with_context = bool(req.context) and not req.raw
+    if req.debug_render_only and not with_context:
+        return debug_reply()  # no runner needed
+
     await gen.acquire(request)
     try:
-        if req.context and not req.raw:
-            assert gen.entry is not None
+        if with_context:
+            assert gen.entry is not None and req.context is not None
             earlier = await gen.entry.handle.detokenize(list(req.context))
             base = render
 
             def render(ms: list[dict[str, Any]]) -> str:
                 return earlier + base(ms)
 
+        if req.debug_render_only:  # as Ollama: the earlier turns' text is part of what it shows
+            gen.release()
+            return debug_reply()
         fitted = await gen.fit(messages, lambda ms: _render(render, ms), truncate=req.truncate, shift=req.shift)
     except BaseException:
         gen.release()
