@@ -126,6 +126,19 @@ def test_empty_request_loads_and_unloads(make_server: Any) -> None:
     wait_until(lambda: not ps(srv), timeout=10, what="the model to unload")
 
 
+def test_chat_and_embed_on_one_model_do_not_reload_each_other(make_server: Any) -> None:
+    srv = make_server()
+    for _ in range(2):
+        assert ask(srv, SMOL).status_code == 200
+        r = httpx.post(srv.url + "/api/embed", json={"model": SMOL, "input": "Hi"}, timeout=120)
+        assert r.status_code == 200 and r.json()["embeddings"][0]
+    assert srv.log().count("loaded ") == 2 and len(srv.runners()) == 2
+    assert [m["name"] for m in ps(srv)] == [SMOL, SMOL]
+    stop = httpx.post(srv.url + "/api/generate", json={"model": SMOL, "keep_alive": 0}, timeout=60)
+    assert stop.json()["done_reason"] == "unload"
+    wait_until(lambda: not ps(srv) and not srv.runners(), timeout=10, what="both runners to unload")
+
+
 def test_load_option_change_reloads(make_server: Any) -> None:
     srv = make_server()
     assert ask(srv, SMOL).status_code == 200

@@ -202,8 +202,11 @@ class Scheduler:
 
     async def _load(self, model: ModelRef, spec: RunnerSpec, keep_alive: float | None) -> Loaded:
         # A runner of the same weights with other load options goes first: it must not share memory with
-        # its replacement (Ollama's needsReload).
-        for other in [e for e in self.loaded.values() if e.spec.model_path == spec.model_path]:
+        # its replacement (Ollama's needsReload). An embedding runner and a generating one of the same model
+        # stay side by side: Ollama serves both from one runner, so a program alternating chat and embed
+        # on one model never waits for a load there.
+        for other in [e for e in self.loaded.values()
+                      if e.spec.model_path == spec.model_path and e.spec.embedding == spec.embedding]:
             await self._wait_idle(other)
             await self.unload_entry(other)
         size = model.estimate_bytes
