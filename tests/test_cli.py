@@ -58,6 +58,9 @@ def test_ps_and_stop(server: CorralServer) -> None:
     header, *rows = ps.stdout.splitlines()
     assert header.split() == ["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"]
     assert any(r.startswith("deepseek-coder:latest") and "100% CPU" in r for r in rows), ps.stdout
+    corral(server.host, "run", "deepseek-coder", "--keepalive", "-1m", "Hi")
+    ps = corral(server.host, "ps")
+    assert any(r.startswith("deepseek-coder:latest") and r.endswith("Forever") for r in ps.stdout.splitlines())
     stop = corral(server.host, "stop", "deepseek-coder")
     assert stop.returncode == 0, stop.stderr
     missing = corral(server.host, "stop", "never-loaded")

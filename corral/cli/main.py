@@ -109,9 +109,31 @@ def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+def _join_flag_values(argv: list[str], flags: tuple[str, ...]) -> list[str]:
+    """``--keepalive -1m`` as ``--keepalive=-1m``: Ollama's flag parser takes the next word as the value
+    whatever it starts with; argparse would read a leading dash as another option."""
+    out: list[str] = []
+    it = iter(argv)
+    for word in it:
+        if word in flags:
+            value = next(it, None)
+            out.append(word if value is None else f"{word}={value}")
+        else:
+            out.append(word)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(_join_flag_values(sys.argv[1:] if argv is None else argv,
+                                                            ("--keepalive", "--format")))
+    if extra:
+        # Ollama takes flags anywhere: `run MODEL --verbose Why?` has its prompt after a flag, which
+        # argparse leaves over once the prompt's own place has passed.
+        if isinstance(getattr(args, "prompt", None), list) and not any(w.startswith("-") for w in extra):
+            args.prompt += extra
+        else:
+            parser.error("unrecognized arguments: " + " ".join(extra))
     if args.version:
         from corral.version import OLLAMA_VERSION, __version__
 

@@ -32,7 +32,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
         else:
             cpu = round((size - vram) * 100 / size)
             processor = f"{cpu}%/{100 - cpu}% CPU/GPU"
-        if m.expires_at is None or m.expires_at.year > 9000:
+        if m.expires_at is None or m.expires_at.year - now.year > 20:  # Ollama's rule for "Forever"
             until = "Forever"
         elif m.expires_at < now:
             until = "Stopping..."

@@ -29,8 +29,9 @@ from corral.server.state import ServerState
 from corral.store.models import LocalModel
 from corral.version import OLLAMA_VERSION
 
-# Go's zero time, as Ollama reports a model kept "forever" (keep_alive < 0): far in the future.
-FOREVER = 253402300799.0  # 9999-12-31T23:59:59Z
+# Ollama keeps a model "forever" (keep_alive < 0) for the longest Go duration, 2^63-1 ns (about 292 years),
+# and reports now plus that as its expiry.
+FOREVER_SECONDS = (2**63 - 1) / 1e9
 
 
 def _state(request: Request) -> ServerState:
@@ -94,7 +95,7 @@ async def ps(request: Request) -> Response:
     state = _state(request)
     models = []
     for entry in state.scheduler.ps():
-        expires = entry.expires_at if math.isfinite(entry.expires_at) else FOREVER
+        expires = entry.expires_at if math.isfinite(entry.expires_at) else time.time() + FOREVER_SECONDS
         if entry.refs and math.isfinite(entry.keep_alive):
             expires = time.time() + entry.keep_alive  # busy: counts from when it will go idle, at the soonest
         expires_at = datetime.datetime.fromtimestamp(expires, tz=datetime.timezone.utc).astimezone()
