@@ -140,6 +140,25 @@ def test_chat_and_embed_on_one_model_do_not_reload_each_other(make_server: Any) 
     wait_until(lambda: not ps(srv) and not srv.runners(), timeout=10, what="both runners to unload")
 
 
+def test_two_requests_with_different_load_options_are_both_served(make_server: Any) -> None:
+    """Each needs its own runner of the same weights: the first is served, then the second reloads (the
+    two loads once unloaded each other's fresh runner before its request could hold it, forever)."""
+    srv = make_server()
+    assert ask(srv, SMOL).status_code == 200  # a third set of options is loaded
+    results: dict[int, int] = {}
+
+    def one(num_ctx: int) -> None:
+        results[num_ctx] = ask(srv, SMOL, options={**SHORT, "num_ctx": num_ctx}).status_code
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in (1024, 3072)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert results == {1024: 200, 3072: 200}
+    assert srv.log().count("loaded ") == 3
+
+
 def test_load_option_change_reloads(make_server: Any) -> None:
     srv = make_server()
     assert ask(srv, SMOL).status_code == 200

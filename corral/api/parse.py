@@ -34,6 +34,7 @@ required``); a body that is not UTF-8 is decoded with replacement characters, as
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -70,7 +71,7 @@ def parse_json(body: bytes) -> Any:
     if not text.strip():
         raise missing_body()
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise BadRequest(f"invalid JSON: line {exc.lineno} column {exc.colno}") from None
     except _NonStandardConstant as exc:
@@ -81,6 +82,25 @@ def parse_json(body: bytes) -> Any:
         raise BadRequest(f"invalid JSON: line {line} column {column}") from None
     except RecursionError:
         raise BadRequest("invalid JSON: line 1 column 1") from None
+    if _SURROGATE_ESCAPE.search(text):
+        value = _without_lone_surrogates(value)
+    return value
+
+
+# A \uD800-\uDFFF escape: json.loads keeps one without its pair as a lone surrogate, which no UTF-8
+# encoder (the tokenizer, the store, the response) accepts; Go's decoder makes it U+FFFD.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    return value
 
 
 class _NonStandardConstant(ValueError):

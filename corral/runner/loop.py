@@ -51,7 +51,11 @@ class Runner:
     # --- channel ------------------------------------------------------------------------------------
 
     def send(self, message: dict[str, Any]) -> None:
-        frame = protocol.encode(message)
+        try:
+            frame = protocol.encode(message)
+        except protocol.FrameTooLarge as exc:  # the request fails; the channel (every request) lives
+            frame = protocol.encode({"kind": "error", "id": message.get("id"), "code": "too_large",
+                                     "error": f"reply too large: {exc}"})
         if self._outbox is not None and threading.get_ident() == self._loop_thread:
             self._outbox.append(frame)
             return
@@ -73,13 +77,8 @@ class Runner:
             while True:
                 msg = protocol.recv_blocking(self.sock)
                 kind = msg.get("kind")
-                if kind == "tokenize":
-                    tokens = self.engine.tokenize(
-                        msg["text"], add_special=msg.get("add_special", True),
-                        parse_special=msg.get("parse_special", True))
-                    self.send({"kind": "result", "id": msg["id"], "tokens": tokens})
-                elif kind == "detokenize":
-                    self.send({"kind": "result", "id": msg["id"], "text": self.engine.detokenize(msg["tokens"])})
+                if kind in ("tokenize", "detokenize"):
+                    self._answer_text(msg)
                 elif kind == "submit":
                     # Ollama's runner clocks a prompt from the moment its request arrives (tokenizing
                     # it, and any wait for a slot, count as prompt evaluation); so does this one.
@@ -100,6 +99,20 @@ class Runner:
         except (protocol.ChannelClosed, OSError):
             pass
         os._exit(0)
+
+    def _answer_text(self, msg: dict[str, Any]) -> None:
+        """Tokenize or detokenize on the reader thread; bad input fails that call only."""
+        try:
+            if msg["kind"] == "tokenize":
+                reply: dict[str, Any] = {"tokens": self.engine.tokenize(
+                    msg["text"], add_special=msg.get("add_special", True),
+                    parse_special=msg.get("parse_special", True))}
+            else:
+                reply = {"text": self.engine.detokenize(msg["tokens"])}
+        except Exception as exc:
+            self.send({"kind": "error", "id": msg.get("id"), "error": str(exc), "code": "bad_input"})
+            return
+        self.send({"kind": "result", "id": msg["id"], **reply})
 
     # --- requests -----------------------------------------------------------------------------------
 

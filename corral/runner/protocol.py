@@ -25,8 +25,14 @@ class ChannelClosed(Exception):
     """The other end closed the channel (EOF) or sent a malformed frame."""
 
 
+class FrameTooLarge(ValueError):
+    """A message too large to send: the other end would take it for a broken channel and hang up."""
+
+
 def encode(message: dict[str, Any]) -> bytes:
     payload = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
+    if len(payload) > MAX_FRAME:
+        raise FrameTooLarge(f"{len(payload)} bytes of JSON, over the channel's limit of {MAX_FRAME >> 20} MiB")
     return HEADER.pack(len(payload)) + payload
 
 

@@ -185,7 +185,11 @@ class RunnerHandle:
     def _send(self, message: dict[str, Any]) -> None:
         if self.dead or self._writer is None:
             raise RunnerError(f"llama runner process has terminated: {self.exit_reason or 'unknown'}")
-        self._writer.write(protocol.encode(message))
+        try:
+            frame = protocol.encode(message)
+        except protocol.FrameTooLarge as exc:
+            raise RunnerError(f"request too large: {exc}", "too_large") from None
+        self._writer.write(frame)
 
     def _open(self) -> Stream:
         stream = Stream(id=str(next(self._ids)))

@@ -123,6 +123,7 @@ class Scheduler:
                     self._waiters[spec] -= 1
                     if not self._waiters[spec]:
                         del self._waiters[spec]
+                        self._notify()  # a runner nobody waits for any more may be unloaded now
                 if not entry.handle.dead and self.loaded.get(spec) is entry:
                     self._hold(entry, keep_alive)
                     return entry
@@ -257,7 +258,7 @@ class Scheduler:
 
     async def _make_room(self, size: int) -> None:
         while not self._fits(size):
-            idle = sorted((e for e in self.loaded.values() if e.idle),
+            idle = sorted((e for e in self.loaded.values() if not self._claimed(e)),
                           key=lambda e: (e.keep_alive, e.spec.model_path))
             if idle:
                 log.info("evicting %s to make room", idle[0].spec.model_path)
@@ -266,8 +267,14 @@ class Scheduler:
             async with self._changed:
                 await self._changed.wait()
 
+    def _claimed(self, entry: Loaded) -> bool:
+        """In use, or about to be: requests that waited for this runner's load hold it only once they
+        wake, after the load has ended. Unloading it in between (to load another runner) sent them back
+        to load it again: with two sets of load options, the two loads undid each other forever."""
+        return not entry.idle or self._waiters.get(entry.spec, 0) > 0
+
     async def _wait_idle(self, entry: Loaded) -> None:
-        while not entry.idle and self.loaded.get(entry.spec) is entry:
+        while self._claimed(entry) and self.loaded.get(entry.spec) is entry:
             async with self._changed:
                 await self._changed.wait()
 

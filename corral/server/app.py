@@ -11,12 +11,14 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from corral.api.errors import APIError
 from corral.config import Settings
+from corral.scheduler.handle import RunnerError
 from corral.scheduler.scheduler import Scheduler
 from corral.server import routes_embed, routes_infer, routes_models, routes_registry, routes_store
 from corral.server.cors import CORSMiddleware
@@ -71,9 +73,39 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
 
 
-async def _internal_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(500, str(exc) or type(exc).__name__)
+class _Unhandled:
+    """Any other exception becomes Ollama's ``{"error": ...}`` here, inside Starlette's outermost
+    middleware, which would answer too but then re-raise, and the server would drop the connection
+    under a client that keeps it alive. A runner's refusal of bad input is the client's mistake: 400."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            if started:
+                raise  # a response is under way: nothing sound can follow it
+            if isinstance(exc, RunnerError) and exc.code in CLIENT_MISTAKES:
+                response = error_response(400, str(exc))
+            else:
+                log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+                response = error_response(500, str(exc) or type(exc).__name__)
+            await response(scope, receive, send)
+
+
+CLIENT_MISTAKES = ("too_large", "bad_input")
 
 
 def create_app(settings: Settings | None = None, *, state: ServerState | None = None) -> ASGIApp:
@@ -91,9 +123,8 @@ def create_app(settings: Settings | None = None, *, state: ServerState | None = 
 
     routes = [*routes_models.routes(), *routes_infer.routes(), *routes_embed.routes(), *routes_store.routes(),
               *routes_registry.routes()]
-    app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={APIError: _api_error, HTTPException: _http_error,
-                                        Exception: _internal_error})
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_Unhandled)],
+                    exception_handlers={APIError: _api_error, HTTPException: _http_error})
     app.state.corral = state
     # CORS outside the host guard, as Ollama orders them: a browser's preflight gets its Access-Control
     # headers before the guard looks at the Host.

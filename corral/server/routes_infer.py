@@ -39,6 +39,7 @@ from corral.output.features import (
 )
 from corral.output.grammar import SchemaError, format_grammar
 from corral.prompt.render import PromptError, render_chat, render_go, render_go_completion
+from corral.scheduler.handle import RunnerError
 from corral.server.context import Fitted, Render
 from corral.server.inference import Generation, build_options, prompt_format, resolve
 from corral.server.ndjson import NDJSONStream, json_response
@@ -227,7 +228,12 @@ async def generate(request: Request) -> Response:
     try:
         if with_context:
             assert gen.entry is not None and req.context is not None
-            earlier = await gen.entry.handle.detokenize(list(req.context))
+            try:
+                earlier = await gen.entry.handle.detokenize(list(req.context))
+            except RunnerError as exc:
+                if exc.code != "bad_input":
+                    raise
+                raise errors.BadRequest(f"invalid context: {exc}") from None
             base = render
 
             def render(ms: list[dict[str, Any]]) -> str:
