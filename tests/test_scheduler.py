@@ -233,6 +233,21 @@ def test_disconnect_cancels_generation_and_frees_the_slot(make_server: Any) -> N
     assert ask(srv, SMOL).status_code == 200  # the slot serves the next request
 
 
+@pytest.mark.parametrize("path", ["/api/generate", "/api/chat"])
+def test_a_client_leaving_a_non_streamed_request_cancels_it(make_server: Any, path: str) -> None:
+    """The answer comes in one piece at the end, but a client that gives up first still stops the work."""
+    srv = make_server()
+    assert ask(srv, SMOL).status_code == 200  # loaded: the request below starts generating at once
+    body: dict[str, Any] = {"model": SMOL, "stream": False, "options": {"num_predict": 3000, "temperature": 0}}
+    body.update({"prompt": "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", "raw": True} if path == "/api/generate"
+                else {"messages": [{"role": "user", "content": "Count from 1 to 1000, comma separated."}]})
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(srv.url + path, json=body, timeout=httpx.Timeout(120, read=1.5))
+    wait_until(lambda: re.search(r"canceled by its client; (\d+) token\(s\) generated after", srv.log()),
+               timeout=10, what="the runner's cancel report")
+    assert ask(srv, SMOL).status_code == 200
+
+
 def test_second_chat_turn_evaluates_only_the_new_message(base_url: str) -> None:
     first = [{"role": "system", "content": "You are a helpful assistant. " * 20},
              {"role": "user", "content": "Tell me about the moon."}]

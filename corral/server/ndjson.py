@@ -7,7 +7,7 @@ Streaming is a pure ASGI response so that a client disconnect reaches the genera
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -78,6 +78,40 @@ class NDJSONStream:
                             "headers": [(b"content-type", NDJSON.encode())]})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             tg.cancel_scope.cancel()
+
+
+class WholeResponse:
+    """A non-streamed answer: every chunk collected and merged into one object. The client can still leave
+    while the model works; then the work stops, as a streamed request's does (the generator's ``finally``
+    cancels it on the runner), instead of generating to the end for nobody."""
+
+    def __init__(self, chunks: AsyncIterator[dict[str, Any]],
+                 merge: Callable[[list[dict[str, Any]]], Any]) -> None:
+        self.chunks = chunks
+        self.merge = merge
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response: Response | None = None
+        async with anyio.create_task_group() as tg:
+
+            async def watch_disconnect() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch_disconnect)
+            try:
+                response = json_response(self.merge([chunk async for chunk in self.chunks]))
+            except APIError as exc:
+                response = error_response(exc.status, exc.message)
+            except Exception as exc:
+                log.exception("error while generating")
+                response = error_response(500, str(exc) or type(exc).__name__)
+            finally:
+                await _aclose(self.chunks)
+            tg.cancel_scope.cancel()
+        if response is not None:  # None: the client left, and nobody reads an answer
+            await response(scope, receive, send)
 
 
 async def _aclose(it: AsyncIterator[Any]) -> None:

@@ -42,7 +42,7 @@ from corral.prompt.render import PromptError, render_chat, render_go, render_go_
 from corral.scheduler.handle import RunnerError
 from corral.server.context import Fitted, Render
 from corral.server.inference import Generation, build_options, prompt_format, resolve
-from corral.server.ndjson import NDJSONStream, json_response
+from corral.server.ndjson import NDJSONStream, WholeResponse, json_response
 from corral.server.state import ServerState
 from corral.store.models import LocalModel
 
@@ -270,7 +270,7 @@ async def generate(request: Request) -> Response:
 
     if req.stream:
         return NDJSONStream(chunks())  # type: ignore[return-value]
-    return json_response(_merge_generate([c async for c in chunks()]))
+    return WholeResponse(chunks(), _merge_generate)  # type: ignore[return-value]
 
 
 def _merge_generate(parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -389,7 +389,7 @@ async def chat(request: Request) -> Response:
 
     if req.stream:
         return NDJSONStream(chunks())  # type: ignore[return-value]
-    return json_response(_merge_chat([c async for c in chunks()]))
+    return WholeResponse(chunks(), _merge_chat)  # type: ignore[return-value]
 
 
 def _merge_chat(parts: list[dict[str, Any]]) -> dict[str, Any]:
