@@ -69,13 +69,26 @@ async def fit(messages: list[dict[str, Any]], render: Render, tokenize: Tokenize
         raise errors.context_exceeded()
     fitted = Fitted(prompt, tokens)
     droppable = [i for i, m in enumerate(messages[:-1]) if m.get("role") != "system"]
-    for n in range(1, len(droppable) + 1):
+
+    async def without_oldest(n: int) -> Fitted:
         gone = set(droppable[:n])
-        prompt = render([m for i, m in enumerate(messages) if i not in gone])
-        tokens = await tokenize(prompt)
-        fitted = Fitted(prompt, tokens, {"messages": n})
-        if len(tokens) <= limit:
-            break
+        text = render([m for i, m in enumerate(messages) if i not in gone])
+        return Fitted(text, await tokenize(text), {"messages": n})
+
+    if droppable:
+        # The fewest oldest messages to drop, by bisection: a prompt only shortens as more go, and one
+        # render and tokenize per candidate made a long history cost its length squared (2000 messages:
+        # minutes; Ollama's walk from the newest message is bounded by the context instead).
+        fitted = await without_oldest(len(droppable))
+        lo, hi = 1, len(droppable) - 1
+        while lo <= hi and len(fitted.tokens or ()) <= limit:
+            mid = (lo + hi) // 2
+            candidate = await without_oldest(mid)
+            if len(candidate.tokens or ()) <= limit:
+                fitted, hi = candidate, mid - 1
+            else:
+                lo = mid + 1
+        tokens = fitted.tokens or []
     if len(tokens) > limit:
         if not shift:
             raise errors.context_exceeded()
