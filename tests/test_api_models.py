@@ -64,7 +64,6 @@ def test_empty_body_is_missing_request_body(raw: bytes) -> None:
         (b"{", "invalid JSON: line 1 column 2"),
         (b'{"model": }', "invalid JSON: line 1 column 11"),
         (b"{'model': 'x'}", "invalid JSON: line 1 column 2"),
-        (b'{"model": "x"}\n{"model": "y"}', "invalid JSON: line 2 column 1"),
         (b'{"keep_alive": NaN}', "invalid JSON: line 1 column 16"),
         (b'{"x": 1,\n "y": -Infinity}', "invalid JSON: line 2 column 7"),
         (b"[1, 2]", "request body must be a JSON object"),
@@ -74,6 +73,11 @@ def test_empty_body_is_missing_request_body(raw: bytes) -> None:
 )
 def test_malformed_bodies(raw: bytes, message: str) -> None:
     assert bad(GenerateRequest, raw) == message
+
+
+def test_only_the_first_json_value_is_read_like_go() -> None:
+    assert parse_body(ChatRequest, b'{"model": "x"}\n{"model": "y"}').model == "x"
+    assert parse_body(ChatRequest, b' {"model": "x"} and then some').model == "x"
 
 
 def test_null_body_decodes_as_empty_object_like_go() -> None:

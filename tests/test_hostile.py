@@ -55,3 +55,22 @@ def test_a_prompt_too_large_for_the_runner_channel_is_refused_and_the_runner_liv
     assert r.status_code == 400 and r.json()["error"].startswith("request too large"), r.text[:200]
     assert generate(server, prompt="Hi").status_code == 200
     assert server.runners() == runners
+
+
+def test_sloppy_but_decodable_bodies_are_served_as_ollama_serves_them(server: CorralServer) -> None:
+    # a message without a role renders with an empty one (not a template error)
+    r = httpx.post(server.url + "/api/chat", json={"model": MODEL, "stream": False, "options": SHORT,
+                                                   "messages": [{"content": "hi"}]}, timeout=120)
+    assert r.status_code == 200 and r.json()["done"] is True, r.text
+    # Go's decoder reads the first JSON value of a body and ignores what follows it
+    body = b'{"model": "smollm2:135m", "prompt": "Hi", "stream": false, "options": {"num_predict": 2}} trailing'
+    r = httpx.post(server.url + "/api/generate", content=body, timeout=120)
+    assert r.status_code == 200 and r.json()["done"] is True, r.text
+
+
+def test_a_schema_llama_cpp_cannot_compile_is_the_clients_mistake(server: CorralServer) -> None:
+    fmt = {"type": "array", "items": {"type": "string"}, "minItems": 100000}
+    r = httpx.post(server.url + "/api/chat", json={"model": MODEL, "stream": False, "format": fmt, "options": SHORT,
+                                                   "messages": [{"role": "user", "content": "hi"}]}, timeout=120)
+    assert (r.status_code, r.json()) == (400, {"error": "invalid grammar"})
+    assert generate(server, prompt="Hi").status_code == 200

@@ -88,7 +88,7 @@ def test_raw_grammar_option(server: CorralServer) -> None:
     ({"format": "json", "options": {"grammar": "root ::= \"x\""}}, 400,
      'option "grammar" cannot be combined with "format"'),
     ({"options": {"grammar": 7}}, 400, 'option "grammar" must be of type string'),
-    ({"options": {"grammar": "root ::= undefined-rule"}}, 500, "invalid grammar"),
+    ({"options": {"grammar": "root ::= undefined-rule"}}, 400, "invalid grammar"),
 ])
 @pytest.mark.parametrize("path", ["/api/generate", "/api/chat"])
 def test_bad_formats(server: CorralServer, path: str, body: dict[str, Any], status: int, error: str) -> None:

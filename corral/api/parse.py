@@ -71,7 +71,10 @@ def parse_json(body: bytes) -> Any:
     if not text.strip():
         raise missing_body()
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        # The first JSON value, whatever follows it: Go's json.Decoder, which Ollama's handlers read
+        # bodies with, stops there too.
+        start = len(text) - len(text.lstrip(" \t\n\r"))
+        value, _end = _DECODER.raw_decode(text, start)
     except json.JSONDecodeError as exc:
         raise BadRequest(f"invalid JSON: line {exc.lineno} column {exc.colno}") from None
     except _NonStandardConstant as exc:
@@ -111,6 +114,9 @@ class _NonStandardConstant(ValueError):
 
 def _reject_constant(token: str) -> Any:
     raise _NonStandardConstant(token)
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def parse_body(model_cls: type[M], body: bytes) -> M:

@@ -143,7 +143,8 @@ def render_chat(fmt: PromptFormat, messages: list[dict[str, Any]], *, tools: lis
 def _jinja_message(m: dict[str, Any]) -> dict[str, Any]:
     """A message as Hugging Face chat templates read it: empty fields dropped, a tool result's ``name``,
     tool calls as ``{"type": "function", "function": {...}}`` with object arguments."""
-    out = {k: v for k, v in m.items() if v not in (None, "", [])} | {"content": m.get("content", "")}
+    out = {k: v for k, v in m.items() if v not in (None, "", [])} | {"role": m.get("role", ""),
+                                                                      "content": m.get("content", "")}
     if m.get("role") == "tool" and m.get("tool_name"):
         out.setdefault("name", m["tool_name"])
     if m.get("tool_calls"):

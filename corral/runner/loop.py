@@ -137,8 +137,8 @@ class Runner:
                         top_logprobs=max(0, min(20, int(msg.get("top_logprobs") or 0))),
                         t_start=float(msg.get("t_arrived") or time.perf_counter()))
             r.sampler = self.engine.new_sampler(sampling)
-        except Exception as exc:  # bad input fails its own request only
-            self.send({"kind": "error", "id": rid, "error": str(exc)})
+        except Exception as exc:  # bad input (a grammar llama.cpp refuses, ...) fails its own request only
+            self.send({"kind": "error", "id": rid, "error": str(exc), "code": "bad_input"})
             return
         self.requests[rid] = r
         self.waiting.append(r)
