@@ -222,6 +222,16 @@ def test_resolve_case_insensitively(store: Store) -> None:
 
 
 @NEEDS_BOTH
+def test_a_name_found_under_another_spelling_of_one_of_its_parts(store: Store) -> None:
+    """``smollm2/`` holds only ``135m``; ``Smollm2/latest`` is what ``smollm2`` means then."""
+    alias(store, "smollm2:135m", "Smollm2")
+    for text in ("smollm2", "SMOLLM2:latest", "Smollm2"):
+        model = store.resolve(text)
+        assert model is not None and model.short_name == "Smollm2:latest", text
+    assert store.resolve("smollm2:135m").short_name == "smollm2:135m"  # exact case still wins
+
+
+@NEEDS_BOTH
 def test_list_newest_first(store: Store) -> None:
     alias(store, "smollm2:135m", "deepseek-coder")
     alias(store, "gemma3:270m", "llama3.2")

@@ -280,15 +280,8 @@ class Store:
         exact = wanted.manifest_path(self.root)
         if exact.is_file():
             return wanted
-        level = self.manifests_dir
-        found: builtins.list[str] = []
-        for part in wanted.filepath_parts():
-            match = _match_fold(level, part)
-            if match is None:
-                return None
-            found.append(match)
-            level = level / match
-        if not level.is_file():
+        found = _find_fold(self.manifests_dir, builtins.list(wanted.filepath_parts()))
+        if found is None:
             return None
         host, namespace, model, tag = found
         try:
@@ -458,13 +451,20 @@ def _entries(path: Path) -> builtins.list[Path]:
         return []
 
 
-def _match_fold(directory: Path, part: str) -> str | None:
-    if (directory / part).exists():
-        return part
+def _find_fold(directory: Path, parts: list[str]) -> list[str] | None:
+    """The on-disk spelling of the manifest path ``parts`` below ``directory``, each part matched
+    case-insensitively (its exact case first). Every spelling of a level is tried: ``smollm2/`` may hold
+    only ``135m`` while ``Smollm2/`` holds the ``latest`` asked for."""
+    if not parts:
+        return [] if directory.is_file() else None
+    part, rest = parts[0], parts[1:]
     lowered = part.lower()
-    for entry in _entries(directory):
-        if entry.name.lower() == lowered:
-            return entry.name
+    spellings = [part] if (directory / part).exists() else []
+    spellings += [e.name for e in _entries(directory) if e.name.lower() == lowered and e.name != part]
+    for spelling in spellings:
+        below = _find_fold(directory / spelling, rest)
+        if below is not None:
+            return [spelling, *below]
     return None
 
 
