@@ -74,3 +74,16 @@ def test_a_schema_llama_cpp_cannot_compile_is_the_clients_mistake(server: Corral
                                                    "messages": [{"role": "user", "content": "hi"}]}, timeout=120)
     assert (r.status_code, r.json()) == (400, {"error": "invalid grammar"})
     assert generate(server, prompt="Hi").status_code == 200
+
+
+def test_a_client_leaving_mid_upload_is_logged_as_such_not_as_an_error(server: CorralServer) -> None:
+    import socket
+
+    from tests.servers import wait_until
+
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(b"POST /api/show HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n{\"model\": \"smol")
+    wait_until(lambda: "client left during POST /api/show" in server.log(), timeout=10, what="the log line")
+    assert "unhandled error on POST /api/show" not in server.log()
+    assert httpx.get(server.url + "/api/version").status_code == 200

@@ -12,7 +12,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -94,6 +94,8 @@ class _Unhandled:
 
         try:
             await self.app(scope, receive, watch)
+        except ClientDisconnect:
+            log.info("client left during %s %s", scope.get("method"), scope.get("path"))
         except Exception as exc:
             if started:
                 raise  # a response is under way: nothing sound can follow it
