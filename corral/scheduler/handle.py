@@ -31,6 +31,11 @@ class RunnerError(Exception):
         super().__init__(message)
         self.code = code  # a machine-readable reason the runner gave (e.g. ``input_too_long``)
 
+    @property
+    def client_mistake(self) -> bool:
+        """The request itself was at fault (a 400, not a 500): too large to send, or refused as bad."""
+        return self.code in ("too_large", "bad_input")
+
 
 @dataclass(frozen=True)
 class RunnerSpec:

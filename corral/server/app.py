@@ -99,15 +99,13 @@ class _Unhandled:
         except Exception as exc:
             if started:
                 raise  # a response is under way: nothing sound can follow it
-            if isinstance(exc, RunnerError) and exc.code in CLIENT_MISTAKES:
+            if isinstance(exc, RunnerError) and exc.client_mistake:
                 response = error_response(400, str(exc))
             else:
                 log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
                 response = error_response(500, str(exc) or type(exc).__name__)
             await response(scope, receive, send)
 
-
-CLIENT_MISTAKES = ("too_large", "bad_input")
 
 
 def create_app(settings: Settings | None = None, *, state: ServerState | None = None) -> ASGIApp:

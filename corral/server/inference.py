@@ -137,7 +137,7 @@ class Generation:
                 # the runner refuses a prompt before generating anything, so nothing was sent yet
                 if exc.code == "prompt_too_long" and await fitted.apply_refit():
                     continue
-                if exc.code in ("too_large", "bad_input"):
+                if exc.client_mistake:
                     raise errors.BadRequest(str(exc)) from None
                 raise errors.InternalError(str(exc)) from None
 

@@ -231,7 +231,7 @@ async def generate(request: Request) -> Response:
             try:
                 earlier = await gen.entry.handle.detokenize(list(req.context))
             except RunnerError as exc:
-                if exc.code != "bad_input":
+                if not exc.client_mistake:
                     raise
                 raise errors.BadRequest(f"invalid context: {exc}") from None
             base = render
