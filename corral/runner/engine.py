@@ -259,10 +259,6 @@ class Engine:
         """Text that tokenizes back to ``tokens``: special tokens keep their text (``<|im_start|>``), as
         Ollama's detokenize does, so a generate ``context`` replays the earlier turns' template intact. A
         leading BOS is left out when tokenizing adds one anyway (Ollama's text would carry a second one)."""
-        for t in tokens:
-            if not (isinstance(t, int) and 0 <= t < self.n_vocab):
-                # llama.cpp aborts the whole process on a token id outside the vocabulary
-                raise ValueError(f"invalid token {t!r}: the vocabulary has {self.n_vocab} tokens")
         if tokens and self.add_bos and tokens[0] == self.bos:
             tokens = tokens[1:]
         pieces = self._special_pieces
@@ -270,6 +266,9 @@ class Engine:
         for t in tokens:
             raw = pieces.get(t)
             if raw is None:
+                if not (isinstance(t, int) and 0 <= t < self.n_vocab):
+                    # llama.cpp aborts the whole process on a token id outside the vocabulary
+                    raise ValueError(f"invalid token {t!r}: the vocabulary has {self.n_vocab} tokens")
                 raw = pieces[t] = self._token_bytes(t, special=True)
             out.append(raw)
         return b"".join(out).decode("utf-8", errors="replace")

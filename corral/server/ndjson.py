@@ -40,15 +40,7 @@ class NDJSONStream:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
         async with anyio.create_task_group() as tg:
-
-            async def watch_disconnect() -> None:
-                while True:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        tg.cancel_scope.cancel()
-                        return
-
-            tg.start_soon(watch_disconnect)
+            tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
             try:
                 async for chunk in self.chunks:
                     if not started:
@@ -93,13 +85,7 @@ class WholeResponse:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response: Response | None = None
         async with anyio.create_task_group() as tg:
-
-            async def watch_disconnect() -> None:
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(watch_disconnect)
+            tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
             try:
                 response = json_response(self.merge([chunk async for chunk in self.chunks]))
             except APIError as exc:
@@ -112,6 +98,13 @@ class WholeResponse:
             tg.cancel_scope.cancel()
         if response is not None:  # None: the client left, and nobody reads an answer
             await response(scope, receive, send)
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    """The body has been read by now, so the next message is the client leaving."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
 
 
 async def _aclose(it: AsyncIterator[Any]) -> None:
