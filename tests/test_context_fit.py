@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from corral.api.errors import BadRequest
-from corral.server.context import fit
+from corral.server.core.fit import fit
 
 
 def render(messages: list[dict[str, Any]]) -> str:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["JSON_OBJECT_GRAMMAR", "SchemaError", "format_grammar", "schema_grammar"]
@@ -421,3 +421,31 @@ def format_grammar(fmt: str | Mapping[str, Any] | None) -> str | None:
     if isinstance(fmt, Mapping):
         return schema_grammar(fmt)
     raise SchemaError("format must be \"json\" or a JSON Schema object")
+
+
+MAX_FORCED_CALLS = 8
+"""How many calls a grammar that forces tool calls admits when several are allowed."""
+
+
+def tool_call_grammar(tools: Sequence[tuple[str, Mapping[str, Any] | None]], *, prefix: str = "", closing: str = "",
+                      many: bool = True) -> str:
+    """A grammar whose every output is a call of one of ``tools`` (name, parameters schema), written as the
+    model's template writes calls: ``prefix {"name": ..., "arguments": {...}} closing``. With ``many``, up to
+    :data:`MAX_FORCED_CALLS` calls; without, exactly one. The end of the grammar ends the reply."""
+    if not tools:
+        raise SchemaError("no tools to call")
+    conv = _Converter({})
+    conv.use("ws")
+    alternatives = []
+    for name, parameters in tools:
+        schema = {"type": "object", "properties": {"name": {"const": name},
+                                                   "arguments": dict(parameters or {"type": "object"})},
+                  "required": ["name", "arguments"]}
+        alternatives.append(conv.visit(schema, f"call-{name}"))
+    body = " | ".join(alternatives)
+    if prefix:
+        body = f"{_literal(prefix)} ws ( {body} )" + (f" ws {_literal(closing)}" if closing else "")
+    call = conv.rule("tool-call", body)
+    if not many:
+        return conv.grammar(call)
+    return conv.grammar(f'{call} ( "\\n" {call} ){_repeat(0, MAX_FORCED_CALLS - 1)}')

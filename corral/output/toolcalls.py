@@ -35,7 +35,7 @@ from typing import Any
 
 from corral.prompt import gotemplate
 
-__all__ = ["ParsedCall", "ToolCallParser", "jinja_prefix", "template_prefix"]
+__all__ = ["ParsedCall", "ToolCallParser", "closing_tag", "jinja_prefix", "template_prefix"]
 
 # Tags that announce a call in the families' own chat templates (what a Jinja template is searched for).
 _KNOWN_PREFIXES = ("<tool_call>", "[TOOL_CALLS]", "<|python_tag|>", "<function_calls>", "functools")
@@ -71,7 +71,7 @@ def _normalise(tag: str) -> str:
     return tag
 
 
-def _closing(prefix: str) -> str:
+def closing_tag(prefix: str) -> str:
     m = re.fullmatch(r"<([A-Za-z_][\w\-.]*)>", prefix)
     return f"</{m.group(1)}>" if m else ""
 
@@ -142,7 +142,7 @@ class ToolCallParser:
     def __post_init__(self) -> None:
         self.prefix = _normalise(self.prefix)
         self._names = frozenset(self.names)
-        self._closing = _closing(self.prefix)
+        self._closing = closing_tag(self.prefix)
 
     @property
     def calls_made(self) -> int:

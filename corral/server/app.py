@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -20,14 +18,16 @@ from corral.api.errors import APIError
 from corral.config import Settings
 from corral.scheduler.handle import RunnerError
 from corral.scheduler.scheduler import Scheduler
-from corral.server import routes_embed, routes_infer, routes_models, routes_registry, routes_store
+from corral.server import anthropic, ollama, openai
+from corral.server.core.generation import runner_error
+from corral.server.core.stream import error_response
 from corral.server.cors import CORSMiddleware
 from corral.server.guard import HostGuardMiddleware
-from corral.server.ndjson import error_response
 from corral.server.state import ServerState
 from corral.store.models import Store
 
 log = logging.getLogger("corral.server")
+access_log = logging.getLogger("corral.access")
 
 
 def build_state(settings: Settings) -> ServerState:
@@ -76,7 +76,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 class _Unhandled:
     """Any other exception becomes Ollama's ``{"error": ...}`` here, inside Starlette's outermost
     middleware, which would answer too but then re-raise, and the server would drop the connection
-    under a client that keeps it alive. A runner's refusal of bad input is the client's mistake: 400."""
+    under a client that keeps it alive. A runner's refusal of bad input is the client's mistake: 400.
+
+    Every request, a 404 for an unknown path included, leaves one log line here, as Ollama's request log:
+    status, duration, client, method and path."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -86,10 +89,13 @@ class _Unhandled:
             await self.app(scope, receive, send)
             return
         started = False
+        status = 0
+        t0 = time.perf_counter()
 
         async def watch(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
+            nonlocal started, status
+            if message["type"] == "http.response.start":
+                started, status = True, int(message["status"])
             await send(message)
 
         try:
@@ -99,12 +105,31 @@ class _Unhandled:
         except Exception as exc:
             if started:
                 raise  # a response is under way: nothing sound can follow it
-            if isinstance(exc, RunnerError) and exc.client_mistake:
-                response = error_response(400, str(exc))
+            if isinstance(exc, RunnerError):
+                error = runner_error(exc)
+                response = error_response(error.status, error.message)
             else:
                 log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
                 response = error_response(500, str(exc) or type(exc).__name__)
+            status = response.status_code
             await response(scope, receive, send)
+        finally:
+            _log_request(scope, status, time.perf_counter() - t0)
+
+
+def _log_request(scope: Scope, status: int, seconds: float) -> None:
+    client = scope.get("client") or ("", 0)
+    access_log.info('%3d | %12s | %15s | %-7s "%s"', status, _duration(seconds), client[0], scope.get("method"),
+                    scope.get("path"))
+
+
+def _duration(seconds: float) -> str:
+    """A duration as Go prints one: 1.234ms, 56.7µs, 2.5s."""
+    if seconds >= 1:
+        return f"{seconds:.6g}s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.6g}ms"
+    return f"{seconds * 1e6:.6g}µs"
 
 
 
@@ -121,8 +146,8 @@ def create_app(settings: Settings | None = None, *, state: ServerState | None = 
         finally:
             await state.scheduler.shutdown()
 
-    routes = [*routes_models.routes(), *routes_infer.routes(), *routes_embed.routes(), *routes_store.routes(),
-              *routes_registry.routes()]
+    # /v1/messages (Anthropic) is matched before OpenAI's /v1 routes; each family answers in its own envelope
+    routes = [*ollama.routes(), *anthropic.routes(), *openai.routes()]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_Unhandled)],
                     exception_handlers={APIError: _api_error, HTTPException: _http_error})
     app.state.corral = state
@@ -142,15 +167,3 @@ def serve(settings: Settings) -> None:
     server = uvicorn.Server(config)
     log.info("Listening on %s:%d (version corral, Ollama API)", settings.host, settings.port)
     server.run()
-
-
-def state_of(request: Request) -> ServerState:
-    s: ServerState = request.app.state.corral
-    return s
-
-
-def keep_alive_seconds(value: Any) -> float | None:
-    """The request's keep_alive, already parsed by the API model (seconds, inf, or None)."""
-    if value is None:
-        return None
-    return math.inf if value == math.inf else float(value)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.requests import Request
+
 from corral.config import Settings
 from corral.scheduler.handle import RunnerSpec
 from corral.scheduler.memory import estimate_runner_bytes
@@ -47,3 +49,9 @@ class ServerState:
             embedding=embedding,
         )
 
+
+
+def state_of(request: Request) -> ServerState:
+    """The server's state, as every route reaches it."""
+    s: ServerState = request.app.state.corral
+    return s

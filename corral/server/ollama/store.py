@@ -26,9 +26,9 @@ from corral.api.wire import go_quote
 from corral.prompt.gotemplate import TemplateError
 from corral.prompt.gotemplate import parse as parse_template
 from corral.registry import Progress, RegistryError, pull_model
-from corral.server.ndjson import progress_response
-from corral.server.routes_registry import registry_options
-from corral.server.state import ServerState
+from corral.server.core.stream import progress_response
+from corral.server.ollama.registry import registry_options
+from corral.server.state import state_of
 from corral.store.blobs import normalize_digest
 from corral.store.build import CreateError, apply_info, build_model, validate_quantize
 from corral.store.errors import DigestMismatch, InvalidDigest, InvalidModelName, StoreError
@@ -38,10 +38,6 @@ from corral.store.names import ModelName
 
 log = logging.getLogger("corral.server")
 
-
-def _state(request: Request) -> ServerState:
-    s: ServerState = request.app.state.corral
-    return s
 
 
 # --- blobs ------------------------------------------------------------------------------------
@@ -57,7 +53,7 @@ def _digest_param(request: Request) -> str:
 
 async def head_blob(request: Request) -> Response:
     digest = _digest_param(request)
-    if not _state(request).store.blobs.exists(digest):
+    if not state_of(request).store.blobs.exists(digest):
         raise errors.NotFound(f"blob {go_quote(str(request.path_params['digest']))} not found")
     return Response(status_code=200)
 
@@ -65,7 +61,7 @@ async def head_blob(request: Request) -> Response:
 async def post_blob(request: Request) -> Response:
     """Stream the body to a temporary file in ``blobs/``, hashing it; rename only on a digest match."""
     digest = _digest_param(request)
-    blobs = _state(request).store.blobs
+    blobs = state_of(request).store.blobs
     if blobs.exists(digest):
         return Response(status_code=200)
     writer = await anyio.to_thread.run_sync(blobs.writer, digest)
@@ -112,7 +108,7 @@ def _parse_name(raw: str) -> ModelName:
 
 
 async def create(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     req = parse_body(CreateRequest, await request.body())
     name = _parse_name(req.model)
     for files in (req.files, req.adapters, req.draft_files):
@@ -225,7 +221,7 @@ async def _result(task: asyncio.Future[None]) -> None:
 
 
 async def copy(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     req = parse_body(CopyRequest, await request.body())
     try:
         ModelName.parse(req.source)
@@ -243,7 +239,7 @@ async def copy(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     req = parse_body(DeleteRequest, await request.body())
     try:
         ModelName.parse(req.model)

@@ -22,10 +22,10 @@ from corral.api.models import (
     VersionResponse,
 )
 from corral.api.parse import parse_body
-from corral.server.inference import resolve
-from corral.server.ndjson import json_response
+from corral.server.core.generation import resolve
+from corral.server.core.stream import json_response
 from corral.server.showfmt import format_parameters, render_modelfile
-from corral.server.state import ServerState
+from corral.server.state import state_of
 from corral.store.models import LocalModel
 from corral.version import OLLAMA_VERSION
 
@@ -33,10 +33,6 @@ from corral.version import OLLAMA_VERSION
 # and reports now plus that as its expiry.
 FOREVER_SECONDS = (2**63 - 1) / 1e9
 
-
-def _state(request: Request) -> ServerState:
-    s: ServerState = request.app.state.corral
-    return s
 
 
 async def root(request: Request) -> Response:
@@ -59,7 +55,7 @@ def _template_text(model: LocalModel) -> str:
 
 
 async def tags(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     models = [
         ListModelResponse(name=m.short_name, model=m.short_name, modified_at=m.modified_at, size=m.size,
                           digest=m.digest, details=_details(m))
@@ -69,7 +65,7 @@ async def tags(request: Request) -> Response:
 
 
 async def show(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     req = parse_body(ShowRequest, await request.body())
     model = resolve(state, req.model)
     info: dict[str, Any] = {
@@ -92,7 +88,7 @@ async def show(request: Request) -> Response:
 
 
 async def ps(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     models = []
     for entry in state.scheduler.ps():
         expires = entry.expires_at if math.isfinite(entry.expires_at) else time.time() + FOREVER_SECONDS

@@ -22,17 +22,13 @@ from corral.api import errors
 from corral.api.models import ProgressResponse, PullRequest, PushRequest
 from corral.api.parse import parse_body
 from corral.registry import Progress, RegistryError, RegistryOptions, pull_model, push_model
-from corral.server.ndjson import progress_response
-from corral.server.state import ServerState
+from corral.server.core.stream import progress_response
+from corral.server.state import ServerState, state_of
 from corral.store.errors import InvalidModelName, StoreError
 from corral.store.names import ModelName
 
 log = logging.getLogger("corral.server")
 
-
-def _state(request: Request) -> ServerState:
-    s: ServerState = request.app.state.corral
-    return s
 
 
 def registry_options(state: ServerState) -> RegistryOptions:
@@ -79,7 +75,7 @@ async def _result(task: asyncio.Future[None]) -> None:
 
 
 async def pull(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     req = parse_body(PullRequest, await request.body())
     try:
         name = ModelName.parse(req.model)
@@ -95,7 +91,7 @@ async def pull(request: Request) -> Response:
 
 
 async def push(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     req = parse_body(PushRequest, await request.body())
     if not req.model:
         raise errors.model_required()

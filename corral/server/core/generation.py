@@ -1,4 +1,8 @@
-"""The shared path of /api/generate and /api/chat: resolve, render, schedule, stream, aggregate."""
+"""One request's run on a runner: resolve the name, pick the runner, fit the prompt, stream, time.
+
+Every API family reaches the engine through :class:`Generation`; :func:`runner_error` is the one place a
+runner's failure becomes an API error (a refusal of bad input is the client's 400, anything else a 500).
+"""
 
 from __future__ import annotations
 
@@ -6,22 +10,23 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
-
-from starlette.requests import Request
 
 from corral.api import errors
 from corral.api.options import LOAD_OPTIONS, merge_options, validate_options
 from corral.prompt.render import PromptFormat
 from corral.scheduler.handle import RunnerError
 from corral.scheduler.scheduler import Loaded, QueueFull
-from corral.server.context import Fitted, Render, fit
+from corral.server.core.fit import Fitted, Render, fit
 from corral.server.state import ServerState
 from corral.store.models import LocalModel
 
 log = logging.getLogger("corral.server")
+
+Disconnected = Callable[[], Awaitable[bool]]
+"""Whether the client has left (a request's ``is_disconnected``); polled while a request waits for a model."""
 
 SAMPLING_KEYS = ("temperature", "top_k", "top_p", "min_p", "typical_p", "repeat_penalty", "repeat_last_n",
                  "presence_penalty", "frequency_penalty", "seed")
@@ -39,6 +44,15 @@ def resolve(state: ServerState, name: str,
     if model is None:
         raise not_found(name)
     return model
+
+
+def runner_error(exc: RunnerError) -> errors.APIError:
+    """A runner's failure as the client sees it."""
+    if exc.code == "input_too_long":
+        return errors.input_too_long()
+    if exc.client_mistake:
+        return errors.BadRequest(str(exc))
+    return errors.InternalError(str(exc))
 
 
 def prompt_format(model: LocalModel) -> PromptFormat:
@@ -67,28 +81,31 @@ class Generation:
     embedding: bool = False  # an embedding runner (pooled vectors) rather than a generating one
     logprobs: bool = False
     top_logprobs: int = 0
+    grammar: str | None = None  # GBNF the sampler enforces (from format, a raw grammar, or tool_choice)
 
     @property
     def load_options(self) -> dict[str, Any]:
         return {k: v for k, v in self.options.items() if k in LOAD_OPTIONS}
 
-    async def acquire(self, request: Request | None = None) -> Loaded:
-        """A runner for this request; a client that leaves while waiting gets Ollama's 499."""
+    async def acquire(self, disconnected: Disconnected | None = None) -> Loaded:
+        """A runner for this request; a client that leaves while waiting gets Ollama's 499.
+
+        Inside a stream writer, which cancels the work when the client leaves, ``disconnected`` is None."""
         spec = self.state.runner_spec(self.model, self.load_options, embedding=self.embedding)
         sched = self.state.scheduler
         t0 = time.perf_counter()
         try:
             ready = sched.find_ready(spec)
-            if ready is not None or request is None:  # the common case: no task, no polling
+            if ready is not None or disconnected is None:  # the common case: no task, no polling
                 self.entry = await sched.acquire(self.state.model_ref(self.model, spec), spec, self.keep_alive)
             else:
                 self.entry = await _unless_disconnected(
-                    request, sched.acquire(self.state.model_ref(self.model, spec), spec, self.keep_alive),
+                    disconnected, sched.acquire(self.state.model_ref(self.model, spec), spec, self.keep_alive),
                     sched.release)
         except QueueFull:
             raise errors.ServerBusy() from None
         except RunnerError as exc:
-            raise errors.InternalError(str(exc)) from None
+            raise errors.InternalError(str(exc)) from None  # a failed load is never the client's mistake
         self.load_duration = int((time.perf_counter() - t0) * 1e9)
         return self.entry
 
@@ -103,6 +120,8 @@ class Generation:
         stop = o.get("stop") or []
         if isinstance(stop, str):
             stop = [stop]
+        if self.grammar:
+            sampling["grammar"] = self.grammar
         return {"sampling": sampling, "num_predict": int(o.get("num_predict", -1)), "stop": list(stop),
                 "stream": self.stream, "logprobs": self.logprobs, "top_logprobs": self.top_logprobs}
 
@@ -116,7 +135,7 @@ class Generation:
                          num_keep=int(self.options.get("num_keep", 4)), truncate=truncate, shift=shift,
                          bos=bool(meta is not None and meta.add_bos_token), exact=False)
 
-    async def run(self, fitted: Fitted) -> AsyncIterator[dict[str, Any]]:
+    async def run(self, fitted: Fitted) -> AsyncGenerator[dict[str, Any], None]:
         """Token and done messages from the runner; RunnerError becomes an API error."""
         assert self.entry is not None
         while True:
@@ -137,9 +156,7 @@ class Generation:
                 # the runner refuses a prompt before generating anything, so nothing was sent yet
                 if exc.code == "prompt_too_long" and await fitted.apply_refit():
                     continue
-                if exc.client_mistake:
-                    raise errors.BadRequest(str(exc)) from None
-                raise errors.InternalError(str(exc)) from None
+                raise runner_error(exc) from None
 
     def metrics(self, done: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -152,14 +169,14 @@ class Generation:
         }
 
 
-async def _unless_disconnected(request: Request, work: Coroutine[Any, Any, Loaded],
+async def _unless_disconnected(disconnected: Disconnected, work: Coroutine[Any, Any, Loaded],
                                undo: Callable[[Loaded], None]) -> Loaded:
     task = asyncio.ensure_future(work)
     while True:
         done, _ = await asyncio.wait({task}, timeout=0.25)
         if done:
             return task.result()
-        if await request.is_disconnected():
+        if await disconnected():
             task.cancel()
             try:
                 entry = await task
@@ -178,11 +195,3 @@ def build_options(model: LocalModel, request_options: dict[str, Any] | None) -> 
     if ignored:
         log.info("invalid option(s) ignored: %s", ", ".join(ignored))
     return merge_options(params, options)
-
-
-async def stream_or_collect(chunks: AsyncIterator[dict[str, Any]], stream: bool,
-                            merge: Callable[[list[dict[str, Any]]], dict[str, Any]]) -> Any:
-    if stream:
-        return chunks
-    collected = [c async for c in chunks]
-    return merge(collected)

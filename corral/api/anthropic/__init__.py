@@ -1,0 +1,1 @@
+"""Anthropic's wire models (``/v1/messages``): strict requests, responses in Anthropic's shapes."""

@@ -1,0 +1,71 @@
+"""What the OpenAI endpoints share: the error envelope, ``usage``, ids, ``stop`` and Ollama's extra fields."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from pydantic import field_validator
+
+from corral.api._base import RequestModel, check_keep_alive
+from corral.api.errors import BadRequest
+
+__all__ = ["OllamaExtras", "StreamOptions", "Usage", "new_id", "openai_envelope", "stop_list"]
+
+SYSTEM_FINGERPRINT = "fp_ollama"
+
+
+def openai_envelope(status: int, message: str) -> dict[str, Any]:
+    """OpenAI's error body, with the type Ollama gives each status."""
+    kind = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
+    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+
+
+def new_id(prefix: str, below: int = 999) -> str:
+    """Ollama's ids: a prefix and a small random number (``chatcmpl-417``); not unique, as in Ollama."""
+    return f"{prefix}-{random.randrange(below)}"
+
+
+class StreamOptions(RequestModel):
+    include_usage: bool = False
+
+
+class OllamaExtras(RequestModel):
+    """corral accepts Ollama's own ``options`` and ``keep_alive`` on ``/v1`` as extra body fields (the
+    ``openai`` SDK's ``extra_body``), which Ollama refuses to read (its issues #5356, #2722)."""
+
+    options: dict[str, Any] | None = None
+    keep_alive: float | None = None
+
+    @field_validator("keep_alive", mode="before")
+    @classmethod
+    def _check_keep_alive(cls, value: Any) -> Any:
+        return check_keep_alive(value)
+
+
+def stop_list(stop: str | list[Any] | None, *, strict: bool) -> list[str] | None:
+    """``stop`` as a string or an array; chat skips items that are not strings, completions refuse them."""
+    if stop is None:
+        return None
+    if isinstance(stop, str):
+        return [stop]
+    out = []
+    for item in stop:
+        if isinstance(item, str):
+            out.append(item)
+        elif strict:
+            raise BadRequest(f"invalid type for 'stop' field: {_go_type(item)}")
+    return out
+
+
+def _go_type(value: Any) -> str:
+    return {bool: "bool", int: "float64", float: "float64", dict: "map[string]interface {}",
+            list: "[]interface {}"}.get(type(value), "string")
+
+
+class Usage:
+    """Token counts as OpenAI reports them."""
+
+    @staticmethod
+    def of(prompt: int, completion: int) -> dict[str, int]:
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}

@@ -1,0 +1,7 @@
+"""placeholder"""
+
+from starlette.routing import Route
+
+
+def routes() -> list[Route]:
+    return []

@@ -1,0 +1,50 @@
+"""Several event streams as one: ``n`` choices of one request, each its own generation on the runner's slots."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import TypeVar
+
+__all__ = ["interleave"]
+
+T = TypeVar("T")
+
+
+async def interleave(streams: Sequence[AsyncIterator[T]]) -> AsyncIterator[tuple[int, T]]:
+    """Items of every stream as they come, tagged with the stream's index. An error in one ends them all;
+    leaving early closes them all (each stream's ``finally`` then cancels its work)."""
+    if len(streams) == 1:  # the common case: no tasks
+        async for item in streams[0]:
+            yield 0, item
+        return
+    pending: dict[asyncio.Task[T], int] = {}
+
+    def next_of(i: int) -> None:
+        pending[asyncio.ensure_future(streams[i].__anext__())] = i
+
+    for i in range(len(streams)):
+        next_of(i)
+    try:
+        while pending:
+            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=lambda t: pending[t]):
+                i = pending.pop(task)
+                try:
+                    item = task.result()
+                except StopAsyncIteration:
+                    continue
+                yield i, item
+                next_of(i)
+    finally:
+        for task in pending:
+            task.cancel()
+        for task in pending:
+            with contextlib.suppress(BaseException):
+                await task
+        for stream in streams:
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(BaseException):
+                    await close()
