@@ -30,6 +30,7 @@ from corral.server.core.shared import (
     delta_of,
     logprobs_of,
     passes_all,
+    prompt_length,
     reason_of,
     render_or_400,
     request_grammar,
@@ -129,7 +130,7 @@ async def chat(state: ServerState, req: ChatRequest, disconnected: Disconnected 
                             yield limited(delta_of(piece, logprobs))
                     elif msg["kind"] == "done":
                         yield Done(reason_of(msg), limited(delta_of(splitter.finish())), gen.metrics(msg),
-                                   truncated=current.cut or None)
+                                   truncated=current.cut or None, prompt_length=prompt_length(msg))
             if not restart:
                 return
             trace = "".join(splitter.thinking_text)

@@ -39,9 +39,14 @@ class Done:
     metrics: dict[str, Any] = field(default_factory=dict)
     context: list[int] | None = None  # generate's token context (prompt and reply), not in raw mode
     truncated: dict[str, int] | None = None  # what fitting to the context cut, never silent
+    prompt_length: int | None = None  # the whole prompt in tokens, its cached prefix included
 
     @property
     def prompt_tokens(self) -> int:
+        """The prompt's size in tokens, as ``usage`` reports it: the whole prompt, where Ollama's
+        ``prompt_eval_count`` counts only what was evaluated (a cached prefix is left out)."""
+        if self.prompt_length is not None:
+            return self.prompt_length
         return int(self.metrics.get("prompt_eval_count", 0))
 
     @property

@@ -24,6 +24,7 @@ from corral.server.core.shared import (
     chat_messages,
     logprobs_of,
     passes_all,
+    prompt_length,
     reason_of,
     render_or_400,
     request_grammar,
@@ -129,6 +130,7 @@ async def generate(state: ServerState, req: GenerateRequest,
                     last = splitter.finish()
                     context = None if req.raw else list(msg.get("prompt_tokens", [])) + list(msg.get("tokens", []))
                     yield Done(reason_of(msg), Delta(content=last.content, thinking=last.thinking),
-                               gen.metrics(msg), context=context, truncated=fitted.cut or None)
+                               gen.metrics(msg), context=context, truncated=fitted.cut or None,
+                               prompt_length=prompt_length(msg))
     finally:
         gen.release()

@@ -23,6 +23,7 @@ __all__ = [
     "delta_of",
     "logprobs_of",
     "passes_all",
+    "prompt_length",
     "reason_of",
     "render_or_400",
     "request_grammar",
@@ -126,6 +127,12 @@ def reason_of(done: dict[str, Any]) -> str:
 def logprobs_of(msg: dict[str, Any]) -> list[Logprob] | None:
     """The runner's log-probabilities for the tokens of this piece (already in Ollama's shape)."""
     return [Logprob.model_validate(lp) for lp in msg.get("logprobs") or []] or None
+
+
+def prompt_length(done: dict[str, Any]) -> int | None:
+    """The whole prompt's token count, from the runner's done message (None if it did not say)."""
+    tokens = done.get("prompt_tokens")
+    return len(tokens) if isinstance(tokens, list) else None
 
 
 def passes_all(splitter: OutputSplitter) -> bool:
