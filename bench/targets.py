@@ -106,6 +106,21 @@ class Corral:
                 "options": self.options(n)}
         return self._first_token("/api/chat", body)
 
+    def first_token_openai(self, prompt: str, n: int) -> FirstToken:
+        """The same chat through ``/v1/chat/completions`` (SSE). OpenAI's stream reports no prefill time, so
+        ``prefill`` is 0 here: the workload compares its time to first token with ``/api/chat``'s instead."""
+        body = {"model": self.model, "messages": [{"role": "user", "content": prompt}], "stream": True,
+                "max_tokens": n, "temperature": 0, "seed": 0, "options": self.load_options}
+        ttfb = 0.0
+        with httpx.Client(timeout=TIMEOUT) as client:
+            t0 = time.perf_counter()
+            with client.stream("POST", self.base + "/v1/chat/completions", json=body) as r:
+                r.raise_for_status()
+                for line in r.iter_lines():
+                    if line.startswith("data: {") and not ttfb:
+                        ttfb = time.perf_counter() - t0
+        return FirstToken(ttfb, 0.0, 0)
+
     def chat_turns(self, system: str, first: str, second: str, n: int) -> Turns:
         messages: list[dict[str, str]] = [{"role": "system", "content": system}, {"role": "user", "content": first}]
         with httpx.Client(timeout=TIMEOUT) as client:

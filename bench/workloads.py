@@ -7,6 +7,8 @@ Workload names (the keys in ``Results``) and what one sample is:
 - ``agg{c}``: ``c`` concurrent streams of ``AGG_TOKENS`` tokens each; generated tokens over wall seconds
   from the moment all ``c`` requests are released to the moment the last one completes.
 - ``ftt_{short,long}``: time to the first streamed line minus the server's own prefill time, milliseconds.
+- ``v1_extra``: time to the first token through ``/v1/chat/completions`` minus through ``/api/chat``, the two
+  requests back to back with prompts of the same length (OpenAI's stream has no prefill time to subtract).
 - ``prefix``: the second chat turn's prompt-evaluation time over the first turn's.
 - ``load_cold`` / ``load_warm``: corral's ``load_duration`` after a ``keep_alive: 0`` unload / when loaded.
 - ``tags_rps`` / ``show_rps``: sequential requests per second on one keep-alive connection.
@@ -122,12 +124,18 @@ def first_token(res: Results, model: str, corral: Corral, server: LlamaServer | 
     for kind, make in prompts.items():
         steps: list[tuple[str, Callable[[str, int], FirstToken]]] = [("corral", corral.first_token)]
         if kind == "short":
-            steps.append(("corral-chat", corral.first_token_chat))
+            steps += [("corral-chat", corral.first_token_chat), ("corral-v1", corral.first_token_openai)]
         if server is not None:
             steps.append(("llama-server", server.first_token))
         for _ in range(cfg.ftt_samples if kind == "short" else cfg.ftt_long_samples):
+            ttfb: dict[str, float] = {}
             for name, fn in steps:
                 ft = fn(make(), cfg.ftt_predict)
+                ttfb[name] = ft.ttfb
+                if name == "corral-v1":
+                    # what the OpenAI translation adds: the same-length chat's first token, back to back
+                    res.add(model, "v1_extra", "corral", (ft.ttfb - ttfb["corral-chat"]) * 1e3)
+                    continue
                 res.add(model, f"ftt_{kind}", name, (ft.ttfb - ft.prefill) * 1e3)
                 res.add(model, f"ttfb_{kind}", name, ft.ttfb * 1e3)
                 res.add(model, f"prefill_{kind}", name, ft.prefill * 1e3)

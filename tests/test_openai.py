@@ -462,3 +462,16 @@ def test_unknown_paths_and_the_request_log(server: CorralServer) -> None:
     log = server.log()
     assert re.search(r'404 \|\s+\S+ \|\s+127\.0\.0\.1 \| GET\s+"/v1/nothing-here"', log), log[-2000:]
     assert re.search(r'200 \|\s+\S+ \|\s+127\.0\.0\.1 \| POST\s+"/v1/chat/completions"', log)
+
+
+def test_content_parts(server: CorralServer) -> None:
+    url = server.url + "/v1/chat/completions"
+    parts = [{"type": "text", "text": "first part"}, {"type": "text", "text": "second part"}]
+    rendered = httpx.post(url, json={"model": BASE, "messages": [{"role": "user", "content": parts}],
+                                     "_debug_render_only": True}).json()["_debug_info"]["rendered_template"]
+    assert "first part\n\nsecond part" in rendered and rendered.count("<|im_start|>user") == 1
+    # an image reaches the native path, which refuses it for a model without vision, as Ollama does
+    png = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()
+    r = httpx.post(url, json={"model": BASE, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": png}}]}]})
+    assert r.status_code == 400 and r.json()["error"]["message"].endswith("does not support vision")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -180,7 +181,16 @@ def _first_text(nodes: list[Node]) -> TextNode | None:
 
 
 def parse(text: str, *, name: str = "") -> Template:
-    """Parse Go template `text` with Ollama's functions; raises TemplateSyntaxError like Go's Parse."""
+    """Parse Go template `text` with Ollama's functions; raises TemplateSyntaxError like Go's Parse.
+
+    Parsed once per text: a request renders its model's template, reads its thinking tags and its tool-call
+    prefix, and every request of a model uses the same one. A Template is never changed after parsing
+    (``ensure_response`` builds a new one), so the cached object can be shared."""
+    return _parse_cached(text, name)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_cached(text: str, name: str) -> Template:
     return Template(text, parse_trees(text, FUNCS, name), name)
 
 

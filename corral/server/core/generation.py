@@ -104,6 +104,10 @@ class Generation:
                     sched.release)
         except QueueFull:
             raise errors.ServerBusy() from None
+        except asyncio.CancelledError:
+            # a stream writer cancels the work when its client leaves, here while it waited for a model
+            log.info("client left while its request waited for a model: %s", errors.RequestCanceled().message)
+            raise
         except RunnerError as exc:
             raise errors.InternalError(str(exc)) from None  # a failed load is never the client's mistake
         self.load_duration = int((time.perf_counter() - t0) * 1e9)

@@ -70,32 +70,32 @@ def native_chat_request(req: ChatCompletionRequest) -> ChatRequest:
 
 
 def _messages(msg: ChatMessage, everything: list[ChatMessage]) -> list[Message]:
+    """One native message per OpenAI message. Text parts are joined as Ollama's collation joins consecutive
+    turns of one role (a blank line between), so a chat template of either kind sees one turn, not several."""
     role = msg.role.lower()
     tool_name = ""
     if role == "tool":
         tool_name = msg.name or _name_of_call(everything, msg.tool_call_id)
     calls = _native_calls(msg)
     thinking = msg.reasoning or msg.reasoning_content
-    if isinstance(msg.content, str) or (msg.content is None and calls):
-        return [Message(role=role, content=msg.content or "", thinking=thinking, tool_calls=calls or None,
-                        tool_name=tool_name, tool_call_id=msg.tool_call_id)]
-    if msg.content is None:
+    if msg.content is None and not calls:
         raise BadRequest("invalid message content type: <nil>")
-    out: list[Message] = []
-    for part in msg.content:
+    texts: list[str] = []
+    images: list[str] = []
+    if isinstance(msg.content, str):
+        texts.append(msg.content)
+    for part in msg.content if isinstance(msg.content, list) else []:
         if part.type == "text" and part.text is not None:
-            out.append(Message(role=role, content=part.text))
+            texts.append(part.text)
         elif part.type == "image_url" and part.image_url is not None:
             url = part.image_url if isinstance(part.image_url, str) else part.image_url.url
-            out.append(Message(role=role, images=[decode_image_url(url)]))
+            images.append(decode_image_url(url))
         elif part.type == "input_audio" and part.input_audio is not None:
-            out.append(Message(role=role, images=[part.input_audio.data]))
+            images.append(part.input_audio.data)  # as Ollama: audio travels with the images
         else:
             raise BadRequest("invalid message format")
-    if out and calls:
-        out[-1].tool_calls, out[-1].tool_name, out[-1].thinking = calls, tool_name, thinking
-        out[-1].tool_call_id = msg.tool_call_id
-    return out
+    return [Message(role=role, content="\n\n".join(texts), thinking=thinking, images=images or None,
+                    tool_calls=calls or None, tool_name=tool_name, tool_call_id=msg.tool_call_id)]
 
 
 def _native_calls(msg: ChatMessage) -> list[ToolCall]:
