@@ -19,7 +19,7 @@ import httpx
 import ollama
 import openai
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tests.servers import CorralServer
 from tests.test_tools_e2e import HERMES_TEMPLATE
@@ -28,6 +28,7 @@ BASE = "smollm2:135m"
 WORDS = r'root ::= [A-Z] [a-z]{2,8} (" " [a-z]{2,8}){2,4} "."'
 WORDS_RE = r"[A-Z][a-z]{2,8}( [a-z]{2,8}){2,4}\."
 HELLO = [{"role": "user", "content": "Say hello in five words."}]
+LONG = r'root ::= "one" (" and one"){20}'  # longer than any cap below: such replies end by their length
 
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "The weather in a city",
@@ -135,7 +136,8 @@ def test_chat_stream_assembles_to_the_whole_answer(server: CorralServer, client:
 
 def test_chat_stream_wire(server: CorralServer) -> None:
     events = _sse(server, "/v1/chat/completions", {
-        "model": BASE, "messages": HELLO, "stream": True, "max_tokens": 4, "stream_options": {"include_usage": True}})
+        "model": BASE, "messages": HELLO, "stream": True, "max_tokens": 4, "stream_options": {"include_usage": True},
+        "options": {"grammar": r'root ::= "one two three four five six seven eight nine ten"'}})
     assert events[-1] == "[DONE]"
     chunks = events[:-1]
     for chunk in chunks:
@@ -164,12 +166,13 @@ def test_extra_body_options_and_grammar(client: openai.OpenAI) -> None:
                                        extra_body={"options": {"grammar": WORDS, "seed": 7}, "keep_alive": "10m"})
     assert re.fullmatch(WORDS_RE, r.choices[0].message.content or ""), r
     assert r.choices[0].finish_reason == "stop"
-    capped = client.chat.completions.create(model=BASE, messages=HELLO, extra_body={"options": {"num_predict": 3}})  # type: ignore[arg-type]
+    capped = client.chat.completions.create(model=BASE, messages=HELLO,  # type: ignore[arg-type]
+                                            extra_body={"options": {"num_predict": 3, "grammar": LONG}})
     assert capped.usage is not None and capped.usage.completion_tokens == 3
     assert capped.choices[0].finish_reason == "length"
     # an OpenAI field wins over the same option
     both = client.chat.completions.create(model=BASE, messages=HELLO, max_tokens=2,  # type: ignore[arg-type]
-                                          extra_body={"options": {"num_predict": 9}})
+                                          extra_body={"options": {"num_predict": 9, "grammar": LONG}})
     assert both.usage is not None and both.usage.completion_tokens == 2
 
 
@@ -184,18 +187,24 @@ def test_stop_and_seed(client: openai.OpenAI) -> None:
 
 
 class Person(BaseModel):
-    name: str
-    age: int
+    name: str = Field(max_length=16)
+    age: int = Field(ge=0, le=150)
 
 
-def test_parse_with_a_pydantic_model(client: openai.OpenAI) -> None:
+def test_parse_with_a_pydantic_model(server: CorralServer, client: openai.OpenAI) -> None:
     r = client.chat.completions.parse(model=BASE, messages=[{"role": "user", "content": "Invent a person."}],
-                                      response_format=Person, max_tokens=80, seed=3)
+                                      response_format=Person, max_tokens=120, temperature=0)
     parsed = r.choices[0].message.parsed
     assert isinstance(parsed, Person)
-    r2 = client.chat.completions.create(model=BASE, messages=[{"role": "user", "content": "Any JSON."}],
-                                        response_format={"type": "json_object"}, max_tokens=60, seed=3)
-    assert isinstance(json.loads(r2.choices[0].message.content or ""), dict)
+    # json_object is the native format "json": the same reply as /api/chat gives with it
+    ask = [{"role": "user", "content": "Any JSON."}]
+    r2 = client.chat.completions.create(model=BASE, messages=ask, response_format={"type": "json_object"},  # type: ignore[arg-type]
+                                        max_tokens=30, temperature=0)
+    native = httpx.post(server.url + "/api/chat", timeout=300, json={
+        "model": BASE, "messages": ask, "stream": False, "format": "json",
+        "options": {"temperature": 0, "num_predict": 30}}).json()
+    assert r2.choices[0].message.content == native["message"]["content"]
+    assert (r2.choices[0].message.content or "").startswith("{")
 
 
 def test_logprobs(client: openai.OpenAI) -> None:
@@ -211,11 +220,13 @@ def test_logprobs(client: openai.OpenAI) -> None:
 
 
 def test_n_choices(client: openai.OpenAI) -> None:
-    r = client.chat.completions.create(model=BASE, messages=HELLO, n=3, max_tokens=6, seed=5)  # type: ignore[arg-type]
+    r = client.chat.completions.create(model=BASE, messages=HELLO, n=3, max_tokens=6, seed=5,  # type: ignore[arg-type]
+                                       extra_body={"options": {"grammar": LONG}})
     assert [c.index for c in r.choices] == [0, 1, 2]
     assert all(c.message.content for c in r.choices)
     assert r.usage is not None and r.usage.completion_tokens == 18
-    chunks = list(client.chat.completions.create(model=BASE, messages=HELLO, n=2, max_tokens=4, stream=True))  # type: ignore[arg-type]
+    chunks = list(client.chat.completions.create(model=BASE, messages=HELLO, n=2, max_tokens=4, stream=True,  # type: ignore[arg-type]
+                                                 extra_body={"options": {"grammar": LONG}}))
     by_index: dict[int, list[str]] = {0: [], 1: []}
     finishes: dict[int, str] = {}
     for chunk in chunks:
@@ -475,3 +486,19 @@ def test_content_parts(server: CorralServer) -> None:
     r = httpx.post(url, json={"model": BASE, "messages": [{"role": "user", "content": [
         {"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": png}}]}]})
     assert r.status_code == 400 and r.json()["error"]["message"].endswith("does not support vision")
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_a_client_leaving_a_stream_stops_the_work(server: CorralServer, n: int) -> None:
+    pattern = r"canceled by its client; (\d+) token\(s\) generated after"
+    before = len(re.findall(pattern, server.log()))
+    body = {"model": BASE, "messages": [{"role": "user", "content": "Count from 1 to 1000, comma separated."}],
+            "stream": True, "max_tokens": 3000, "temperature": 0, "n": n}
+    with httpx.stream("POST", server.url + "/v1/chat/completions", json=body, timeout=300) as r:
+        lines = r.iter_lines()
+        for _ in range(2 + n):
+            next(lines)
+    from tests.servers import wait_until
+
+    wait_until(lambda: len(re.findall(pattern, server.log())) >= before + n, timeout=20,
+               what="every choice's cancel report")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import TypeVar
 
 __all__ = ["interleave"]
@@ -12,7 +12,7 @@ __all__ = ["interleave"]
 T = TypeVar("T")
 
 
-async def interleave(streams: Sequence[AsyncIterator[T]]) -> AsyncIterator[tuple[int, T]]:
+async def interleave(streams: Sequence[AsyncIterator[T]]) -> AsyncGenerator[tuple[int, T], None]:
     """Items of every stream as they come, tagged with the stream's index. An error in one ends them all;
     leaving early closes them all (each stream's ``finally`` then cancels its work)."""
     if len(streams) == 1:  # the common case: no tasks

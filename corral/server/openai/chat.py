@@ -6,9 +6,10 @@ side by side on the runner's slots, and Ollama's ``options``/``keep_alive`` are 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,27 +192,28 @@ class _Answer:
         return {**self.head("chat.completion.chunk"), "choices": [choice]}
 
 
-def _stream(answer: _Answer, events: AsyncIterator[tuple[int, Event]], include_usage: bool,
+def _stream(answer: _Answer, events: AsyncGenerator[tuple[int, Event], None], include_usage: bool,
             n: int) -> AsyncIterator[dict[str, Any]]:
     async def chunks() -> AsyncIterator[dict[str, Any]]:
         opened = [False] * n
         called = [False] * n
         prompt = completion = 0
-        async for i, event in events:
-            if isinstance(event, Rendered):
-                continue
-            delta = event.last if isinstance(event, Done) else event
-            # the final event's empty remainder adds nothing, unless nothing opened the choice yet
-            if delta or not opened[i] or not isinstance(event, Done):
-                for n_part, part in enumerate(_delta_chunks(delta, role=not opened[i])):
-                    called[i] = called[i] or bool(part.get("tool_calls"))
-                    # a split delta's log-probabilities go with its first part, as Ollama sends them
-                    yield answer.chunk(i, part, logprobs=None if n_part else _logprobs(delta.logprobs))
-                opened[i] = True
-            if isinstance(event, Done):
-                yield answer.chunk(i, {}, _finish(event.reason, called[i]))
-                prompt = prompt or event.prompt_tokens
-                completion += event.completion_tokens
+        async with contextlib.aclosing(events):  # leaving early closes every choice's stream now
+            async for i, event in events:
+                if isinstance(event, Rendered):
+                    continue
+                delta = event.last if isinstance(event, Done) else event
+                # the final event's empty remainder adds nothing, unless nothing opened the choice yet
+                if delta or not opened[i] or not isinstance(event, Done):
+                    for n_part, part in enumerate(_delta_chunks(delta, role=not opened[i])):
+                        called[i] = called[i] or bool(part.get("tool_calls"))
+                        # a split delta's log-probabilities go with its first part, as Ollama sends them
+                        yield answer.chunk(i, part, logprobs=None if n_part else _logprobs(delta.logprobs))
+                    opened[i] = True
+                if isinstance(event, Done):
+                    yield answer.chunk(i, {}, _finish(event.reason, called[i]))
+                    prompt = prompt or event.prompt_tokens
+                    completion += event.completion_tokens
         if include_usage:
             yield {**answer.head("chat.completion.chunk"), "choices": [], "usage": Usage.of(prompt, completion)}
 
@@ -254,10 +256,6 @@ async def chat_completions(request: Request) -> Response:
         include_usage = req.stream_options is not None and req.stream_options.include_usage
         return EventStream(_stream(answer, events, include_usage, req.n), OPENAI_SSE)  # type: ignore[return-value]
 
-    async def collected() -> AsyncIterator[tuple[int, Event]]:
-        async for item in events:
-            yield item
-
     def merge(items: list[tuple[int, Event]]) -> dict[str, Any]:
         choices = [_Choice() for _ in range(req.n)]
         for i, event in items:
@@ -277,7 +275,7 @@ async def chat_completions(request: Request) -> Response:
             out["_debug_info"] = {"rendered_template": rendered.prompt, "image_count": rendered.image_count}
         return out
 
-    return WholeResponse(collected(), merge, openai_envelope)  # type: ignore[return-value]
+    return WholeResponse(events, merge, openai_envelope)  # type: ignore[return-value]
 
 
 def routes() -> list[Route]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -77,18 +78,19 @@ async def completions(request: Request) -> Response:
 
         async def chunks() -> AsyncIterator[dict[str, Any]]:
             prompt = completion = 0
-            async for i, event in events:
-                if isinstance(event, Rendered):
-                    continue
-                delta = event.last if isinstance(event, Done) else event
-                reason = event.reason if isinstance(event, Done) else None
-                chunk = {**head, "choices": [choice(i, delta.content, reason, delta.logprobs or [])]}
-                if include_usage:
-                    chunk["usage"] = Usage.of(0, 0)  # as Ollama: an empty usage on each chunk, the real one last
-                yield chunk
-                if isinstance(event, Done):
-                    prompt = prompt or event.prompt_tokens
-                    completion += event.completion_tokens
+            async with contextlib.aclosing(events):  # leaving early closes every choice's stream now
+                async for i, event in events:
+                    if isinstance(event, Rendered):
+                        continue
+                    delta = event.last if isinstance(event, Done) else event
+                    reason = event.reason if isinstance(event, Done) else None
+                    chunk = {**head, "choices": [choice(i, delta.content, reason, delta.logprobs or [])]}
+                    if include_usage:
+                        chunk["usage"] = Usage.of(0, 0)  # as Ollama: an empty usage on each chunk, the real one last
+                    yield chunk
+                    if isinstance(event, Done):
+                        prompt = prompt or event.prompt_tokens
+                        completion += event.completion_tokens
             if include_usage:
                 yield {**head, "choices": [], "usage": Usage.of(prompt, completion)}
 
@@ -113,11 +115,7 @@ async def completions(request: Request) -> Response:
                 "usage": Usage.of(finished[0].prompt_tokens if finished else 0,
                                   sum(d.completion_tokens for d in finished))}
 
-    async def collected() -> AsyncIterator[tuple[int, Event]]:
-        async for item in events:
-            yield item
-
-    return WholeResponse(collected(), merge, openai_envelope)  # type: ignore[return-value]
+    return WholeResponse(events, merge, openai_envelope)  # type: ignore[return-value]
 
 
 def routes() -> list[Route]:
