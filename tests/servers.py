@@ -121,6 +121,12 @@ class CorralServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
 
+    def unload_all(self) -> None:
+        """Unload every model earlier tests left loaded, so that the runner a test sees next is its own."""
+        for m in httpx.get(self.url + "/api/ps").json()["models"]:
+            httpx.post(self.url + "/api/generate", json={"model": m["name"], "keep_alive": 0}, timeout=60)
+        wait_until(lambda: not self.runners(), timeout=20, what="loaded runners to unload")
+
     def runners(self) -> list[int]:
         assert self.proc is not None
         return [p for p in child_pids(self.proc.pid) if p in set(runner_pids())]

@@ -52,6 +52,7 @@ def test_run_interactive_on_a_terminal(server: CorralServer) -> None:
 
 
 def test_ps_and_stop(server: CorralServer) -> None:
+    server.unload_all()  # ps names a runner after the model that loaded it: deepseek-coder shares smollm2's blob
     corral(server.host, "run", "deepseek-coder", "Hi")
     ps = corral(server.host, "ps")
     assert ps.returncode == 0

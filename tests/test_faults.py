@@ -16,9 +16,7 @@ CHAT = "smollm2:135m"
 def test_killed_runner_fails_its_stream_and_the_next_request_reloads(server: CorralServer) -> None:
     # Nothing else loaded (earlier tests' embedding runner of the same model, say): the runner that
     # appears is this request's.
-    for m in httpx.get(server.url + "/api/ps").json()["models"]:
-        httpx.post(server.url + "/api/generate", json={"model": m["name"], "keep_alive": 0}, timeout=60)
-    wait_until(lambda: not server.runners(), timeout=20, what="loaded runners to unload")
+    server.unload_all()
     body = {"model": CHAT, "messages": [{"role": "user", "content": "Tell me a very long story."}],
             "options": {"num_predict": 4000, "temperature": 1.0, "seed": 1}}
     lines: list[dict[str, object]] = []

@@ -6,9 +6,9 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from corral.api._base import RequestModel, api_error
+from corral.api._base import RequestModel
 from corral.api.messages import Tool
-from corral.api.openai.common import OllamaExtras, StreamOptions
+from corral.api.openai.common import OllamaExtras, StreamOptions, check_n
 
 __all__ = ["ChatCompletionRequest", "ChatMessage", "ContentPart", "FunctionCall", "ResponseFormat", "ToolCallIn"]
 
@@ -102,9 +102,4 @@ class ChatCompletionRequest(OllamaExtras):
     n: int = 1
     debug_render_only: bool = Field(default=False, validation_alias="_debug_render_only")
 
-    @field_validator("n")
-    @classmethod
-    def _check_n(cls, value: int) -> int:
-        if not 1 <= value <= 8:
-            raise api_error("n must be between 1 and 8")
-        return value
+    _check_n = field_validator("n")(check_n)

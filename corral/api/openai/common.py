@@ -7,10 +7,10 @@ from typing import Any
 
 from pydantic import field_validator
 
-from corral.api._base import RequestModel, check_keep_alive
+from corral.api._base import RequestModel, api_error, check_keep_alive
 from corral.api.errors import BadRequest
 
-__all__ = ["OllamaExtras", "StreamOptions", "Usage", "new_id", "openai_envelope", "stop_list"]
+__all__ = ["MAX_CHOICES", "OllamaExtras", "StreamOptions", "Usage", "check_n", "new_id", "openai_envelope", "stop_list"]
 
 SYSTEM_FINGERPRINT = "fp_ollama"
 
@@ -28,6 +28,16 @@ def new_id(prefix: str, below: int = 999) -> str:
 
 class StreamOptions(RequestModel):
     include_usage: bool = False
+
+
+MAX_CHOICES = 8
+
+
+def check_n(value: int) -> int:
+    """``n`` choices: 1 to :data:`MAX_CHOICES`, each a generation on one of the runner's slots."""
+    if not 1 <= value <= MAX_CHOICES:
+        raise api_error(f"n must be between 1 and {MAX_CHOICES}")
+    return value
 
 
 class OllamaExtras(RequestModel):

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from corral.api._base import api_error
-from corral.api.openai.common import OllamaExtras, StreamOptions
+from corral.api.openai.common import OllamaExtras, StreamOptions, check_n
 
 __all__ = ["CompletionRequest", "EmbeddingRequest"]
 
@@ -39,12 +39,7 @@ class CompletionRequest(OllamaExtras):
             raise api_error("prompt must be a string (lists of prompts and token ids are not supported)")
         return value
 
-    @field_validator("n")
-    @classmethod
-    def _check_n(cls, value: int) -> int:
-        if not 1 <= value <= 8:
-            raise api_error("n must be between 1 and 8")
-        return value
+    _check_n = field_validator("n")(check_n)
 
 
 class EmbeddingRequest(OllamaExtras):

@@ -17,12 +17,15 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from corral.api.chat import ChatRequest
+from corral.api.messages import Tool
 from corral.output.features import check_capabilities, filter_think_tags, resolve_think, splitter_for
-from corral.prompt.render import render_chat
+from corral.prompt.render import PromptFormat, render_chat
 from corral.server.core.events import Delta, Done, Event, Rendered
+from corral.server.core.fit import Render
 from corral.server.core.generation import Disconnected, Generation, build_options, prompt_format, resolve
 from corral.server.core.shared import (
     ToolChoice,
@@ -39,36 +42,31 @@ from corral.server.core.shared import (
     unloading,
 )
 from corral.server.state import ServerState
+from corral.store.models import LocalModel
 
-__all__ = ["ToolChoice", "chat"]
+__all__ = ["ChatPlan", "ToolChoice", "chat", "plan_chat"]
 
 log = logging.getLogger("corral.server")
 
 
-async def chat(state: ServerState, req: ChatRequest, disconnected: Disconnected | None = None, *,
-               tool_choice: ToolChoice | None = None) -> AsyncIterator[Event]:
-    model = resolve(state, req.model)
-    name = req.model
-    empty = not req.messages and not req.debug_render_only
-    if empty and unloading(req.keep_alive):
-        await unload(state, model)
-        yield Done("unload")
-        return
-    choice = tool_choice or ToolChoice()
+@dataclass
+class ChatPlan:
+    """What a chat request renders, checked: its model's capabilities allow it, its tools, its prompt."""
+
+    caps: list[str]
+    think: bool | str | None
+    offered: list[Tool] | None  # the tools the template is given (none when tool_choice is "none")
+    messages: list[dict[str, Any]]
+    fmt: PromptFormat
+    render: Render
+
+
+def plan_chat(model: LocalModel, req: ChatRequest, choice: ToolChoice) -> ChatPlan:
     offered = req.tools if choice.mode != "none" else None
     caps = model.capabilities()
-    think = resolve_think(req.think, caps, name)
-    check_capabilities(caps, name=name, full_name=str(model.name), endpoint="chat",
+    think = resolve_think(req.think, caps, req.model)
+    check_capabilities(caps, name=req.model, full_name=str(model.name), endpoint="chat",
                        tools=bool(offered), vision=any(m.images for m in req.messages))
-    grammar, options, raw_grammar = request_grammar(req.format, req.options)
-    gen = Generation(state=state, model=model, options=build_options(model, options), keep_alive=req.keep_alive,
-                     stream=req.stream, logprobs=req.logprobs, top_logprobs=req.top_logprobs)
-    if empty:
-        await gen.acquire(disconnected)
-        gen.release()
-        yield Done("load")
-        return
-
     messages = chat_messages(model, [m.to_wire() for m in req.messages])
     messages = filter_think_tags(messages, family=str(model.config.get("model_family") or ""),
                                  model=model.name.model)
@@ -78,11 +76,34 @@ async def chat(state: ServerState, req: ChatRequest, disconnected: Disconnected 
     def render(ms: list[dict[str, Any]]) -> str:
         return render_or_400(lambda m: render_chat(fmt, m, tools=tools, think=think), ms)
 
+    return ChatPlan(caps, think, offered, messages, fmt, render)
+
+
+async def chat(state: ServerState, req: ChatRequest, disconnected: Disconnected | None = None, *,
+               tool_choice: ToolChoice | None = None) -> AsyncIterator[Event]:
+    model = resolve(state, req.model)
+    empty = not req.messages and not req.debug_render_only
+    if empty and unloading(req.keep_alive):
+        await unload(state, model)
+        yield Done("unload")
+        return
+    choice = tool_choice or ToolChoice()
+    plan = plan_chat(model, req, choice)
+    grammar, options, raw_grammar = request_grammar(req.format, req.options)
+    gen = Generation(state=state, model=model, options=build_options(model, options), keep_alive=req.keep_alive,
+                     stream=req.stream, logprobs=req.logprobs, top_logprobs=req.top_logprobs)
+    if empty:
+        await gen.acquire(disconnected)
+        gen.release()
+        yield Done("load")
+        return
+
+    messages, render, offered = plan.messages, plan.render, plan.offered
     if req.debug_render_only:
         yield Rendered(render(messages), sum(len(m.images or []) for m in req.messages))
         return
 
-    forced = tool_choice_grammar(choice, offered or [], model.template, fmt.jinja_template)
+    forced = tool_choice_grammar(choice, offered or [], model.template, plan.fmt.jinja_template)
     if forced is not None:
         grammar, raw_grammar = forced, False
     await gen.acquire(disconnected)
@@ -91,12 +112,12 @@ async def chat(state: ServerState, req: ChatRequest, disconnected: Disconnected 
     except BaseException:
         gen.release()
         raise
-    splitter = splitter_for(go_template=model.template, jinja_template=fmt.jinja_template, think=think,
+    splitter = splitter_for(go_template=model.template, jinja_template=plan.fmt.jinja_template, think=plan.think,
                             tool_names=[t.function.name for t in offered or []], prompt=fitted.prompt)
     # With a grammar for the answer, a thinking model thinks unconstrained and the grammar applies to its
     # answer only (a second pass, as Ollama does for format); a raw `options.grammar` describes the whole
     # reply and applies from the start.
-    two_pass = grammar is not None and not raw_grammar and splitter.thinking is not None and "thinking" in caps
+    two_pass = grammar is not None and not raw_grammar and splitter.thinking is not None and "thinking" in plan.caps
     max_calls = 1 if not choice.parallel else None
     calls_sent = 0
 

@@ -8,10 +8,9 @@ images count only as what the template writes for them.
 from __future__ import annotations
 
 from corral.api.chat import ChatRequest
-from corral.output.features import check_capabilities, filter_think_tags, resolve_think
-from corral.prompt.render import render_chat
-from corral.server.core.generation import Disconnected, Generation, build_options, prompt_format, resolve
-from corral.server.core.shared import ToolChoice, chat_messages, render_or_400, request_grammar
+from corral.server.core.chat import plan_chat
+from corral.server.core.generation import Disconnected, Generation, build_options, resolve
+from corral.server.core.shared import ToolChoice, request_grammar, tool_choice_grammar
 from corral.server.state import ServerState
 from corral.store.models import LocalModel
 
@@ -21,17 +20,9 @@ __all__ = ["count_tokens", "render_prompt"]
 def render_prompt(model: LocalModel, req: ChatRequest, tool_choice: ToolChoice | None = None) -> str:
     """The prompt ``req`` runs with (capability checks included, so that a request chat refuses is refused)."""
     choice = tool_choice or ToolChoice()
-    offered = req.tools if choice.mode != "none" else None
-    caps = model.capabilities()
-    think = resolve_think(req.think, caps, req.model)
-    check_capabilities(caps, name=req.model, full_name=str(model.name), endpoint="chat",
-                       tools=bool(offered), vision=any(m.images for m in req.messages))
-    messages = chat_messages(model, [m.to_wire() for m in req.messages])
-    messages = filter_think_tags(messages, family=str(model.config.get("model_family") or ""),
-                                 model=model.name.model)
-    tools = None if offered is None else [t.to_wire() for t in offered]
-    fmt = prompt_format(model)
-    return render_or_400(lambda ms: render_chat(fmt, ms, tools=tools, think=think), messages)
+    plan = plan_chat(model, req, choice)
+    tool_choice_grammar(choice, plan.offered or [], model.template, plan.fmt.jinja_template)  # refused as chat would
+    return plan.render(plan.messages)
 
 
 async def count_tokens(state: ServerState, req: ChatRequest, disconnected: Disconnected | None = None, *,

@@ -30,6 +30,7 @@ from corral.server.core.stream import EventStream, WholeResponse
 from corral.server.family import family_route
 from corral.server.openai.shared import (
     OPENAI_SSE,
+    choices,
     decode_image_url,
     options_from,
     think_from_effort,
@@ -243,14 +244,7 @@ async def chat_completions(request: Request) -> Response:
     native = native_chat_request(req)
     choice = tool_choice_from(req.tool_choice, req.parallel_tool_calls)
     state = state_of(request)
-    streams = []
-    for i in range(req.n):
-        one = native
-        if i and native.options and native.options.get("seed") is not None:
-            # the same seed would only repeat the first choice
-            one = native.model_copy(update={"options": {**native.options, "seed": int(native.options["seed"]) + i}})
-        streams.append(core_chat(state, one, tool_choice=choice))
-    events = interleave(streams)
+    events = interleave([core_chat(state, one, tool_choice=choice) for one in choices(native, req.n)])
     answer = _Answer(req.model)
     if req.stream:
         include_usage = req.stream_options is not None and req.stream_options.include_usage

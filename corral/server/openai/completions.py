@@ -21,7 +21,7 @@ from corral.server.core.fanout import interleave
 from corral.server.core.generate import generate as core_generate
 from corral.server.core.stream import EventStream, WholeResponse
 from corral.server.family import family_route
-from corral.server.openai.shared import OPENAI_SSE, options_from
+from corral.server.openai.shared import OPENAI_SSE, choices, options_from
 from corral.server.state import state_of
 
 __all__ = ["native_generate_request", "routes"]
@@ -54,13 +54,7 @@ async def completions(request: Request) -> Response:
     req = parse_body(CompletionRequest, await request.body())
     native = native_generate_request(req)
     state = state_of(request)
-    streams = []
-    for i in range(req.n):
-        one = native
-        if i and native.options and native.options.get("seed") is not None:
-            one = native.model_copy(update={"options": {**native.options, "seed": int(native.options["seed"]) + i}})
-        streams.append(core_generate(state, one))
-    events = interleave(streams)
+    events = interleave([core_generate(state, one) for one in choices(native, req.n)])
     cid = new_id("cmpl")
     created = int(time.time())
     head = {"id": cid, "object": "text_completion", "created": created, "model": req.model,

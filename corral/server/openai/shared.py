@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Any, TypeVar
 
+from corral.api._base import InferenceRequest
 from corral.api.errors import BadRequest
 from corral.api.openai.common import SYSTEM_FINGERPRINT, openai_envelope
 from corral.server.core.chat import ToolChoice
 from corral.server.core.stream import EVENT_STREAM, Framing
 
-__all__ = ["OPENAI_SSE", "SYSTEM_FINGERPRINT", "decode_image_url", "options_from", "think_from_effort",
+__all__ = ["OPENAI_SSE", "SYSTEM_FINGERPRINT", "choices", "decode_image_url", "options_from", "think_from_effort",
            "tool_choice_from"]
 
 OPENAI_SSE = Framing(EVENT_STREAM, openai_envelope, sse=True, end=b"data: [DONE]\n\n")
@@ -29,6 +30,20 @@ def options_from(extra: dict[str, Any] | None, **fields: Any) -> dict[str, Any]:
     options.setdefault("temperature", 1.0)
     options.setdefault("top_p", 1.0)
     return options
+
+
+R = TypeVar("R", bound=InferenceRequest)
+
+
+def choices(native: R, n: int) -> list[R]:
+    """``n`` copies of a request, one per choice. With a seed, choice ``i`` uses ``seed + i``: the same seed
+    would only repeat the first choice."""
+    out = [native]
+    seed = (native.options or {}).get("seed")
+    for i in range(1, n):
+        out.append(native if seed is None else
+                   native.model_copy(update={"options": {**(native.options or {}), "seed": int(seed) + i}}))
+    return out
 
 
 def think_from_effort(effort: str | None) -> bool | str | None:
