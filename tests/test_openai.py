@@ -439,8 +439,8 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("path", "body", "status"), BAD)
-def test_bad_input_gets_the_openai_envelope(server: CorralServer, path: str, body: Any, status: int) -> None:
+def check_refused(server: CorralServer, path: str, body: Any, status: int) -> None:
+    """``body`` (JSON, or raw bytes) on ``path`` gets ``status`` and OpenAI's error envelope; the server lives."""
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     r = httpx.post(server.url + path, content=content, headers={"content-type": "application/json"}, timeout=60)
     assert r.status_code == status, r.text
@@ -449,6 +449,11 @@ def test_bad_input_gets_the_openai_envelope(server: CorralServer, path: str, bod
     assert set(error) == ERROR_KEYS and error["message"] and "Traceback" not in error["message"]
     assert error["type"] == {400: "invalid_request_error", 404: "not_found_error"}[status]
     assert httpx.get(server.url + "/").status_code == 200
+
+
+@pytest.mark.parametrize(("path", "body", "status"), BAD)
+def test_bad_input_gets_the_openai_envelope(server: CorralServer, path: str, body: Any, status: int) -> None:
+    check_refused(server, path, body, status)
 
 
 def test_exact_texts_for_ollama_errors(server: CorralServer) -> None:

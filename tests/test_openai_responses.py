@@ -31,6 +31,7 @@ from corral.api.openai.responses import ResponsesRequest
 from corral.server.core.events import Delta, Done, Event
 from corral.server.openai.responses import RESPONSES_SSE, _Head, _stream, _whole
 from tests.servers import CorralServer
+from tests.test_openai import check_refused
 from tests.test_thinking import ANSWER_RE, GRAMMAR, THINK_TEMPLATE, THINKING_RE
 from tests.test_tools_e2e import HERMES_TEMPLATE
 
@@ -57,7 +58,6 @@ MESSAGE_KEYS = {"id", "type", "status", "role", "content"}
 OUTPUT_TEXT_KEYS = {"type", "text", "annotations", "logprobs"}
 CALL_KEYS = {"id", "type", "status", "call_id", "name", "arguments"}
 REASONING_KEYS = {"id", "type", "summary", "encrypted_content"}
-ERROR_KEYS = {"message", "type", "param", "code"}
 _HEAD = {"type", "sequence_number"}
 _TEXT = {"item_id", "output_index", "content_index"}
 _SUMMARY = {"item_id", "output_index", "summary_index"}
@@ -461,15 +461,7 @@ BAD = [
 
 @pytest.mark.parametrize(("body", "status"), BAD)
 def test_bad_input_gets_the_openai_envelope(server: CorralServer, body: Any, status: int) -> None:
-    content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    r = httpx.post(server.url + "/v1/responses", content=content, headers={"content-type": "application/json"},
-                   timeout=60)
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/json")
-    error = r.json()["error"]
-    assert set(error) == ERROR_KEYS and error["message"] and "Traceback" not in error["message"]
-    assert error["type"] == {400: "invalid_request_error", 404: "not_found_error"}[status]
-    assert httpx.get(server.url + "/").status_code == 200
+    check_refused(server, "/v1/responses", body, status)
 
 
 def test_exact_error_texts(server: CorralServer, client: openai.OpenAI) -> None:

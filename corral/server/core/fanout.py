@@ -7,7 +7,9 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import TypeVar
 
-__all__ = ["interleave"]
+from corral.server.core.events import Delta, Done, Event, Rendered
+
+__all__ = ["interleave", "pieces"]
 
 T = TypeVar("T")
 
@@ -48,3 +50,17 @@ async def interleave(streams: Sequence[AsyncIterator[T]]) -> AsyncGenerator[tupl
             if close is not None:
                 with contextlib.suppress(BaseException):
                     await close()
+
+
+async def pieces(events: AsyncGenerator[tuple[int, Event], None],
+                 ) -> AsyncGenerator[tuple[int, Delta, Done | None], None]:
+    """Each choice's pieces of reply, in order: a final event comes as its remainder with itself, a debug
+    render is skipped. Closing this closes ``events``."""
+    async with contextlib.aclosing(events):
+        async for i, event in events:
+            if isinstance(event, Done):
+                yield i, event.last, event
+            elif isinstance(event, Delta):
+                yield i, event, None
+            else:
+                assert isinstance(event, Rendered)

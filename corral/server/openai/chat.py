@@ -25,7 +25,7 @@ from corral.api.openai.common import SYSTEM_FINGERPRINT, Usage, new_id, openai_e
 from corral.api.parse import parse_body
 from corral.server.core.chat import chat as core_chat
 from corral.server.core.events import Delta, Done, Event, Rendered
-from corral.server.core.fanout import interleave
+from corral.server.core.fanout import interleave, pieces
 from corral.server.core.stream import EventStream, WholeResponse
 from corral.server.family import family_route
 from corral.server.openai.shared import (
@@ -199,22 +199,19 @@ def _stream(answer: _Answer, events: AsyncGenerator[tuple[int, Event], None], in
         opened = [False] * n
         called = [False] * n
         prompt = completion = 0
-        async with contextlib.aclosing(events):  # leaving early closes every choice's stream now
-            async for i, event in events:
-                if isinstance(event, Rendered):
-                    continue
-                delta = event.last if isinstance(event, Done) else event
+        async with contextlib.aclosing(pieces(events)) as stream:  # leaving early closes every choice's stream
+            async for i, delta, done in stream:
                 # the final event's empty remainder adds nothing, unless nothing opened the choice yet
-                if delta or not opened[i] or not isinstance(event, Done):
+                if delta or not opened[i] or done is None:
                     for n_part, part in enumerate(_delta_chunks(delta, role=not opened[i])):
                         called[i] = called[i] or bool(part.get("tool_calls"))
                         # a split delta's log-probabilities go with its first part, as Ollama sends them
                         yield answer.chunk(i, part, logprobs=None if n_part else _logprobs(delta.logprobs))
                     opened[i] = True
-                if isinstance(event, Done):
-                    yield answer.chunk(i, {}, _finish(event.reason, called[i]))
-                    prompt = prompt or event.prompt_tokens
-                    completion += event.completion_tokens
+                if done is not None:
+                    yield answer.chunk(i, {}, _finish(done.reason, called[i]))
+                    prompt = prompt or done.prompt_tokens
+                    completion += done.completion_tokens
         if include_usage:
             yield {**answer.head("chat.completion.chunk"), "choices": [], "usage": Usage.of(prompt, completion)}
 

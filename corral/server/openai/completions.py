@@ -17,7 +17,7 @@ from corral.api.openai.common import SYSTEM_FINGERPRINT, Usage, new_id, openai_e
 from corral.api.openai.completions import CompletionRequest
 from corral.api.parse import parse_body
 from corral.server.core.events import Delta, Done, Event, Rendered
-from corral.server.core.fanout import interleave
+from corral.server.core.fanout import interleave, pieces
 from corral.server.core.generate import generate as core_generate
 from corral.server.core.stream import EventStream, WholeResponse
 from corral.server.family import family_route
@@ -72,19 +72,16 @@ async def completions(request: Request) -> Response:
 
         async def chunks() -> AsyncIterator[dict[str, Any]]:
             prompt = completion = 0
-            async with contextlib.aclosing(events):  # leaving early closes every choice's stream now
-                async for i, event in events:
-                    if isinstance(event, Rendered):
-                        continue
-                    delta = event.last if isinstance(event, Done) else event
-                    reason = event.reason if isinstance(event, Done) else None
-                    chunk = {**head, "choices": [choice(i, delta.content, reason, delta.logprobs or [])]}
+            async with contextlib.aclosing(pieces(events)) as stream:  # leaving early closes every choice
+                async for i, delta, done in stream:
+                    chunk = {**head, "choices": [choice(i, delta.content, done.reason if done else None,
+                                                        delta.logprobs or [])]}
                     if include_usage:
                         chunk["usage"] = Usage.of(0, 0)  # as Ollama: an empty usage on each chunk, the real one last
                     yield chunk
-                    if isinstance(event, Done):
-                        prompt = prompt or event.prompt_tokens
-                        completion += event.completion_tokens
+                    if done is not None:
+                        prompt = prompt or done.prompt_tokens
+                        completion += done.completion_tokens
             if include_usage:
                 yield {**head, "choices": [], "usage": Usage.of(prompt, completion)}
 
