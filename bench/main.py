@@ -129,6 +129,7 @@ def run_round(res: Results, cfg: workloads.Config, anchors: anc.Anchors, sy: Sys
     steps += [
         ("llama.cpp aggregate", functools.partial(workloads.engine_aggregate, res, model, anchors, sy.model_path, cfg)),
         ("first token", functools.partial(workloads.first_token, res, model, corral, server, cfg)),
+        ("/v1 translation", functools.partial(workloads.translation, res, model, corral, cfg)),
         ("prefix reuse", functools.partial(workloads.prefix, res, model, corral, server, cfg)),
         ("endpoints", functools.partial(workloads.endpoints, res, model, corral, server, cfg)),
     ]

@@ -62,7 +62,7 @@ def rows(decode_lengths: Sequence[int], concurrency: Sequence[int]) -> list[Row]
         Row("first-token overhead, short prompt (ms)", "ftt_short", 2, _at_most("ftt_short", 5, "ms")),
         Row("… same via /api/chat (ms)", "ftt_short", 2, _at_most("ftt_short", 5, "ms", "corral-chat"),
             corral_as="corral-chat"),
-        Row("… /v1/chat/completions minus /api/chat (ms)", "v1_extra", 2, _at_most("v1_extra", 1, "ms")),
+        Row("first token via /v1/chat/completions minus via /api/chat (ms)", "v1_extra", 2, _at_most("v1_extra", 1, "ms")),
         Row("first-token overhead, ~1k-token prompt (ms)", "ftt_long", 2, _at_most("ftt_long", 5, "ms")),
         Row("prefix reuse: 2nd-turn / 1st-turn prompt eval (%)", "prefix", 1, _at_most("prefix", 0.2, "(20 %)"),
             scale=100.0),

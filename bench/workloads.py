@@ -8,7 +8,7 @@ Workload names (the keys in ``Results``) and what one sample is:
   from the moment all ``c`` requests are released to the moment the last one completes.
 - ``ftt_{short,long}``: time to the first streamed line minus the server's own prefill time, milliseconds.
 - ``v1_extra``: time to the first token through ``/v1/chat/completions`` minus through ``/api/chat``, the two
-  requests back to back with prompts of the same length (OpenAI's stream has no prefill time to subtract).
+  requests back to back on one cached prompt (OpenAI's stream has no prefill time to subtract).
 - ``prefix``: the second chat turn's prompt-evaluation time over the first turn's.
 - ``load_cold`` / ``load_warm``: corral's ``load_duration`` after a ``keep_alive: 0`` unload / when loaded.
 - ``tags_rps`` / ``show_rps``: sequential requests per second on one keep-alive connection.
@@ -55,6 +55,7 @@ class Config:
     # waits 3-4 ms for a core the decode threads hold), so each round takes several samples per system.
     ftt_samples: int = 5
     ftt_long_samples: int = 2  # a ~1k-token prefill takes 1.5-3 s
+    v1_samples: int = 10  # pairs of ~20 ms requests: paired differences scatter ±5 ms with the VM's scheduling
     turn_predict: int = 16
     endpoint_seconds: float = 1.0
     max_foreign_share: float = 0.05  # a round during which other processes used more is run again
@@ -124,22 +125,27 @@ def first_token(res: Results, model: str, corral: Corral, server: LlamaServer | 
     for kind, make in prompts.items():
         steps: list[tuple[str, Callable[[str, int], FirstToken]]] = [("corral", corral.first_token)]
         if kind == "short":
-            steps += [("corral-chat", corral.first_token_chat), ("corral-v1", corral.first_token_openai)]
+            steps.append(("corral-chat", corral.first_token_chat))
         if server is not None:
             steps.append(("llama-server", server.first_token))
         for _ in range(cfg.ftt_samples if kind == "short" else cfg.ftt_long_samples):
-            ttfb: dict[str, float] = {}
             for name, fn in steps:
                 ft = fn(make(), cfg.ftt_predict)
-                ttfb[name] = ft.ttfb
-                if name == "corral-v1":
-                    # what the OpenAI translation adds: the same-length chat's first token, back to back
-                    res.add(model, "v1_extra", "corral", (ft.ttfb - ttfb["corral-chat"]) * 1e3)
-                    continue
                 res.add(model, f"ftt_{kind}", name, (ft.ttfb - ft.prefill) * 1e3)
                 res.add(model, f"ttfb_{kind}", name, ft.ttfb * 1e3)
                 res.add(model, f"prefill_{kind}", name, ft.prefill * 1e3)
                 res.add(model, f"prompt_tokens_{kind}", name, ft.prompt_tokens)
+
+
+def translation(res: Results, model: str, corral: Corral, cfg: Config) -> None:
+    """What the OpenAI translation adds to the first token: one chat through ``/v1/chat/completions`` and
+    through ``/api/chat``, back to back. The prompt is the same every time, so both evaluate one token of it
+    (a unique prompt's prefill scatters by ±15 ms, which would bury a difference of a few hundred µs)."""
+    prompt = "Write one short sentence about the sea."
+    for _ in range(cfg.v1_samples):
+        chat = corral.first_token_chat(prompt, cfg.ftt_predict)
+        v1 = corral.first_token_openai(prompt, cfg.ftt_predict)
+        res.add(model, "v1_extra", "corral", (v1.ttfb - chat.ttfb) * 1e3)
 
 
 def prefix(res: Results, model: str, corral: Corral, server: LlamaServer | None, cfg: Config) -> None:
