@@ -15,6 +15,7 @@ from typing import Any
 
 from corral.prompt import gotemplate
 from corral.prompt.jinja import render_chat_template
+from corral.prompt.limits import RenderLimitExceeded, budget
 
 _CUT = "\x00corral-response-cut\x00"
 
@@ -61,6 +62,15 @@ def _go_values(think: bool | str | None) -> dict[str, Any]:
 
 def render_go(source: str, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
               think: bool | str | None = None) -> str:
+    try:
+        with budget():
+            return _render_go(source, messages, tools=tools, think=think)
+    except RenderLimitExceeded as exc:
+        raise PromptError(f"template error: {exc}") from None
+
+
+def _render_go(source: str, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None,
+               think: bool | str | None) -> str:
     try:
         template = gotemplate.parse(source)
         system, collated = collate(messages)
@@ -114,8 +124,11 @@ def render_go_completion(source: str, *, prompt: str, suffix: str = "", system: 
         template = gotemplate.parse(source)
         data = {**_go_values(think), "System": system, "Prompt": prompt, "Suffix": suffix, "Response": "",
                 "Messages": [], "Tools": []}
-        text = template.execute(data)
+        with budget():
+            text = template.execute(data)
     except gotemplate.TemplateError as exc:
+        raise PromptError(f"template error: {exc}") from None
+    except RenderLimitExceeded as exc:
         raise PromptError(f"template error: {exc}") from None
     return text
 
@@ -133,8 +146,11 @@ def render_chat(fmt: PromptFormat, messages: list[dict[str, Any]], *, tools: lis
             if isinstance(think, str):
                 extra.setdefault("reasoning_effort", think)
         try:
-            return render_chat_template(fmt.jinja_template, jmsgs, tools=tools, add_generation_prompt=True,
-                                        bos_token=fmt.bos_token, eos_token=fmt.eos_token, **extra)
+            with budget():
+                return render_chat_template(fmt.jinja_template, jmsgs, tools=tools, add_generation_prompt=True,
+                                            bos_token=fmt.bos_token, eos_token=fmt.eos_token, **extra)
+        except RenderLimitExceeded as exc:
+            raise PromptError(f"chat template error: {exc}") from None
         except Exception as exc:
             raise PromptError(str(exc)) from None
     return "".join(m.get("content", "") for m in messages if m.get("role") != "assistant") if messages else ""

@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 from corral.store.errors import DigestMismatch, InvalidDigest
 
@@ -77,6 +78,16 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _close_quietly(f: BinaryIO) -> None:
+    """Close a file whose buffered writes may fail again (a full disk): closing never raises then, and the
+    caller removes the file either way. (Python's close flushes first; on ENOSPC it raises after closing the
+    descriptor, which used to skip the removal of the temporary file.)"""
+    try:
+        f.close()
+    except OSError:
+        pass
+
+
 class BlobWriter:
     """Streams bytes into a temporary blob, hashing as it goes; :meth:`commit` checks and renames.
 
@@ -105,22 +116,27 @@ class BlobWriter:
         return "sha256:" + self._hash.hexdigest()
 
     def commit(self) -> tuple[str, int]:
-        """Fsync, verify against the expected digest, rename into place; return (digest, size)."""
+        """Fsync, verify against the expected digest, rename into place; return (digest, size).
+
+        Whatever fails (a full disk fails the flush, a digest differs), the temporary file is gone after."""
         if self._done:
             raise RuntimeError("blob writer already finished")
         self._done = True
         try:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-        finally:
-            self._file.close()
-        got = self.digest
-        if self.expected is not None and got != self.expected:
+            try:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+            finally:
+                _close_quietly(self._file)
+            got = self.digest
+            if self.expected is not None and got != self.expected:
+                raise DigestMismatch(self.expected, got)
+            final = self._store.path(got)
+            os.chmod(self.temp_path, BLOB_MODE)
+            os.replace(self.temp_path, final)
+        except BaseException:
             self.temp_path.unlink(missing_ok=True)
-            raise DigestMismatch(self.expected, got)
-        final = self._store.path(got)
-        os.chmod(self.temp_path, BLOB_MODE)
-        os.replace(self.temp_path, final)
+            raise
         _fsync_dir(self._store.root)
         return got, self.size
 
@@ -128,8 +144,10 @@ class BlobWriter:
         if self._done:
             return
         self._done = True
-        self._file.close()
-        self.temp_path.unlink(missing_ok=True)
+        try:
+            _close_quietly(self._file)
+        finally:
+            self.temp_path.unlink(missing_ok=True)
 
     def __enter__(self) -> BlobWriter:
         return self

@@ -104,9 +104,13 @@ def _load_cache(cache_dir: Path) -> dict[str, Any]:
 def _save_cache(cache_dir: Path, data: dict[str, Any]) -> None:
     cache_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".digests-")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-    os.replace(tmp, cache_dir / _DIGEST_CACHE)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+        os.replace(tmp, cache_dir / _DIGEST_CACHE)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def cached_digest(cache_dir: Path, path: Path, *, known: str | None = None) -> str:

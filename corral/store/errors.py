@@ -23,6 +23,7 @@ __all__ = [
     "InvalidDigest",
     "InvalidManifest",
     "InvalidModelName",
+    "MissingBlob",
     "ModelExists",
     "ModelNotFound",
     "StoreError",
@@ -72,3 +73,13 @@ class ModelExists(StoreError):
     def __init__(self, name: str) -> None:
         super().__init__(f"model '{name}' already exists")
         self.name = name
+
+
+class MissingBlob(StoreError):
+    """A manifest about to be written names a blob the store no longer holds: a model it was built from (or
+    copied from) was deleted meanwhile, and its blobs with it."""
+
+    def __init__(self, digest: str) -> None:
+        super().__init__(f"a blob of this model was removed while it was written (was the model it is made "
+                         f"from deleted meanwhile?): {digest}")
+        self.digest = digest

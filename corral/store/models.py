@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.store.blobs import BlobStore, normalize_digest
-from corral.store.errors import GGUFError, InvalidManifest, InvalidModelName, ModelNotFound, StoreError
+from corral.store.errors import GGUFError, InvalidManifest, InvalidModelName, MissingBlob, ModelNotFound, StoreError
 from corral.store.gguf import GGUFMetadata, read_metadata
 from corral.store.manifest import (
     MEDIA_TYPE_ADAPTER,
@@ -247,6 +248,10 @@ class Store:
         self.blobs = BlobStore(self.root)
         self.manifests_dir = self.root / "manifests"
         self._loaded: dict[str, tuple[tuple[object, ...], LocalModel]] = {}
+        # Held while a manifest is written and while a delete decides which blobs nobody references: a create
+        # or copy that builds on a model being deleted either sees its blobs kept or finds them gone and
+        # fails, never writes a manifest whose blobs are missing (MissingBlob).
+        self._references = threading.RLock()
         self.blobs.root.mkdir(parents=True, exist_ok=True)
         self.manifests_dir.mkdir(parents=True, exist_ok=True)
 
@@ -370,8 +375,15 @@ class Store:
         if isinstance(manifest, bytes):
             Manifest.parse(manifest)  # refuse to store something we could not read back
         path = target.manifest_path(self.root)
-        _atomic_write(path, data)
+        with self._references:
+            self._check_blobs(Manifest.parse(data).digests())
+            _atomic_write(path, data)
         return self.load(target, path)
+
+    def _check_blobs(self, digests: Iterable[str]) -> None:
+        for digest in digests:
+            if not self.blobs.exists(digest):
+                raise MissingBlob(digest)
 
     def copy(self, src: str | ModelName, dst: str | ModelName) -> LocalModel:
         """Copy the manifest file only; both names then share every blob."""
@@ -380,15 +392,25 @@ class Store:
         target = self.existing_name(destination) or destination
         if target.manifest_path(self.root) == source.manifest_path:
             return source
-        _atomic_write(target.manifest_path(self.root), source.manifest_path.read_bytes())
+        with self._references:
+            try:
+                data = source.manifest_path.read_bytes()
+            except FileNotFoundError:
+                raise ModelNotFound(str(src)) from None  # deleted meanwhile
+            self._check_blobs(Manifest.parse(data).digests())
+            _atomic_write(target.manifest_path(self.root), data)
         return self.load(target)
 
     def delete(self, name: str | ModelName) -> LocalModel:
         """Remove a manifest, its empty directories, and blobs no other manifest references."""
         model = self.get(name)
-        model.manifest_path.unlink()
-        self._remove_empty_dirs(model.manifest_path.parent)
-        self.remove_unreferenced(model.manifest.digests())
+        with self._references:
+            try:
+                model.manifest_path.unlink()
+            except FileNotFoundError:
+                raise ModelNotFound(str(name)) from None  # another delete was first
+            self._remove_empty_dirs(model.manifest_path.parent)
+            self.remove_unreferenced(model.manifest.digests())
         return model
 
     def _remove_empty_dirs(self, start: Path) -> None:
@@ -429,15 +451,16 @@ class Store:
         If some manifest cannot be read, nothing is deleted: its references are unknown, and a
         store shared with Ollama must never lose a blob that another model still needs.
         """
-        referenced, unreadable = self.scan_references()
-        if unreadable:
-            log.warning("not removing blobs: unreadable manifests %s", [str(p) for p in unreadable])
-            return []
-        removed: builtins.list[str] = []
-        for digest in dict.fromkeys(normalize_digest(d) for d in candidates):
-            if digest not in referenced and self.blobs.remove(digest):
-                removed.append(digest)
-        return removed
+        with self._references:
+            referenced, unreadable = self.scan_references()
+            if unreadable:
+                log.warning("not removing blobs: unreadable manifests %s", [str(p) for p in unreadable])
+                return []
+            removed: builtins.list[str] = []
+            for digest in dict.fromkeys(normalize_digest(d) for d in candidates):
+                if digest not in referenced and self.blobs.remove(digest):
+                    removed.append(digest)
+            return removed
 
 
 def _subdirs(path: Path) -> builtins.list[Path]:
@@ -468,11 +491,15 @@ def _find_fold(directory: Path, parts: list[str]) -> list[str] | None:
     return None
 
 
+MANIFEST_TEMP_PREFIX = ".manifest-"
+"""How a manifest's temporary file starts (prune removes old ones: a write the server did not finish)."""
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write through a temporary file in the same directory, fsync, chmod 0644, rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # A leading dot: not a valid name part, so listings never mistake it for a manifest.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".manifest-")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=MANIFEST_TEMP_PREFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -1,7 +1,8 @@
 """Pruning of ``blobs/``: what Ollama does at startup unless ``OLLAMA_NOPRUNE`` is set.
 
 Files older than ``older_than`` seconds go if no manifest references them, or if their name is not
-a valid blob name (stale ``-partial`` downloads, temporaries of an interrupted write).  The age
+a valid blob name (stale ``-partial`` downloads, temporaries of an interrupted write); so do the
+temporaries of manifest writes that never finished.  The age
 limit protects writes and downloads in progress, including another process's.  The caller checks
 ``OLLAMA_NOPRUNE``; this module never reads the environment.
 """
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 
 from corral.store.blobs import is_blob_filename
-from corral.store.models import Store
+from corral.store.models import MANIFEST_TEMP_PREFIX, Store
 
 __all__ = ["fix_blob_names", "prune_unreferenced"]
 
@@ -68,5 +69,26 @@ def prune_unreferenced(store: Store, older_than: float = 3600.0, *, now: float |
         removed.append(entry)
     if removed:
         log.info("pruned %d unused blobs", len(removed))
+    removed += _stale_manifest_temps(store, cutoff)
     store.remove_empty_manifest_dirs()
+    return removed
+
+
+def _stale_manifest_temps(store: Store, cutoff: float) -> list[Path]:
+    """Temporary files of manifest writes that never finished (the server was killed between the write and
+    the rename): a leading dot keeps them out of listings, and nothing else would ever remove them."""
+    removed: list[Path] = []
+    for dirpath, _dirs, files in os.walk(store.manifests_dir):
+        for name in files:
+            if not name.startswith(MANIFEST_TEMP_PREFIX):
+                continue
+            path = Path(dirpath) / name
+            try:
+                if path.lstat().st_mtime <= cutoff:
+                    path.unlink()
+                    removed.append(path)
+            except FileNotFoundError:
+                continue
+    if removed:
+        log.info("removed %d unfinished manifest writes", len(removed))
     return removed

@@ -48,6 +48,7 @@ from corral.prompt.gotemplate.values import (
     sorted_keys,
     unbox,
 )
+from corral.prompt.limits import Budget, current_budget, within_budget
 
 # Go allows 100000 nested {{template}} calls; Python's stack does not, so runaway recursion stops earlier.
 MAX_EXEC_DEPTH = 100
@@ -86,7 +87,9 @@ class _State:
         dot: Any,
         depth: int = 0,
         parse_name: str = "",
+        budget: Budget | None = None,
     ) -> None:
+        self.budget = budget if budget is not None else current_budget()
         self.text = text
         self.trees = trees
         self.funcs = funcs
@@ -136,7 +139,9 @@ class _State:
     # --- walking --------------------------------------------------------------------------------------
     def walk(self, dot: Any, node: Node) -> None:
         self.at(node)
+        self.budget.step()
         if isinstance(node, TextNode):
+            self.budget.wrote(len(node.text))
             self.out.append(node.text)
         elif isinstance(node, ActionNode):
             val = self.eval_pipeline(dot, node.pipe)
@@ -228,18 +233,22 @@ class _State:
         if self.depth >= MAX_EXEC_DEPTH:
             raise self.errorf(f"exceeded maximum template depth ({MAX_EXEC_DEPTH})")
         dot = self.eval_pipeline(dot, node.pipe)
-        child = _State(self.text, self.trees, self.funcs, node.name, self.out, dot, self.depth + 1, self.parse_name)
+        child = _State(self.text, self.trees, self.funcs, node.name, self.out, dot, self.depth + 1, self.parse_name,
+                       self.budget)
         child.walk(dot, tree)
 
     def print_value(self, node: Node, val: Any) -> None:
         self.at(node)
         if val is INVALID:
+            self.budget.wrote(10)
             self.out.append("<no value>")
             return
         val = unbox(val)
         if callable(val) and not isinstance(val, (GoStruct, dict, list)):
             raise self.errorf(f"can't print {node} of type {go_type_name(val)}")
-        self.out.append(format_value(val))
+        text = format_value(val)
+        self.budget.wrote(len(text))
+        self.out.append(text)
 
     # --- evaluation -----------------------------------------------------------------------------------
     def eval_pipeline(self, dot: Any, pipe: PipeNode | None) -> Any:
@@ -471,11 +480,12 @@ def execute(
     root = trees.get(name)
     out: list[str] = []
     dot = INVALID if data is None else data
-    state = _State(text, trees, funcs, name, out, dot)
-    if root is None:
-        raise state.errorf(f"{go_quote(name)} is an incomplete or empty template")
-    try:
-        state.walk(dot, root)
-    except RecursionError:
-        raise state.errorf("exceeded maximum template depth (Python recursion limit)") from None
+    with within_budget() as spent:
+        state = _State(text, trees, funcs, name, out, dot, budget=spent)
+        if root is None:
+            raise state.errorf(f"{go_quote(name)} is an incomplete or empty template")
+        try:
+            state.walk(dot, root)
+        except RecursionError:
+            raise state.errorf("exceeded maximum template depth (Python recursion limit)") from None
     return "".join(out)

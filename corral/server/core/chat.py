@@ -25,7 +25,7 @@ from corral.api.messages import Tool
 from corral.output.features import check_capabilities, filter_think_tags, resolve_think, splitter_for
 from corral.prompt.render import PromptFormat, render_chat
 from corral.server.core.events import Delta, Done, Event, Rendered
-from corral.server.core.fit import Render
+from corral.server.core.fit import Render, render_off_loop
 from corral.server.core.generation import Disconnected, Generation, build_options, prompt_format, resolve
 from corral.server.core.shared import (
     ToolChoice,
@@ -100,7 +100,7 @@ async def chat(state: ServerState, req: ChatRequest, disconnected: Disconnected 
 
     messages, render, offered = plan.messages, plan.render, plan.offered
     if req.debug_render_only:
-        yield Rendered(render(messages), sum(len(m.images or []) for m in req.messages))
+        yield Rendered(await render_off_loop(render, messages), sum(len(m.images or []) for m in req.messages))
         return
 
     forced = tool_choice_grammar(choice, offered or [], model.template, plan.fmt.jinja_template)

@@ -7,6 +7,8 @@ images count only as what the template writes for them.
 
 from __future__ import annotations
 
+import anyio
+
 from corral.api.chat import ChatRequest
 from corral.server.core.chat import plan_chat
 from corral.server.core.generation import Disconnected, Generation, build_options, resolve
@@ -29,7 +31,7 @@ async def count_tokens(state: ServerState, req: ChatRequest, disconnected: Disco
                        tool_choice: ToolChoice | None = None) -> int:
     """The prompt's length in tokens, from the runner chat would use (loaded if it is not yet)."""
     model = resolve(state, req.model)
-    prompt = render_prompt(model, req, tool_choice)
+    prompt = await anyio.to_thread.run_sync(render_prompt, model, req, tool_choice)  # templates are untrusted
     _grammar, options, _raw = request_grammar(req.format, req.options)
     # the same load options as the chat, so that counting never loads a second runner
     gen = Generation(state=state, model=model, options=build_options(model, options), keep_alive=req.keep_alive)

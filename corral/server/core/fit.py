@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+
 from corral.api import errors
 
 log = logging.getLogger("corral.server")
@@ -43,6 +45,12 @@ class Fitted:
         return True
 
 
+async def render_off_loop(render: Render, messages: list[dict[str, Any]]) -> str:
+    """Templates are untrusted and may take a while within their limits (corral.prompt.limits): they render in
+    a worker thread, so the event loop serves everyone else meanwhile."""
+    return await anyio.to_thread.run_sync(render, messages)
+
+
 def _could_overflow(prompt: str, limit: int) -> bool:
     # Every token covers at least one byte (plus a BOS): a prompt with fewer bytes cannot overflow, and
     # skipping the tokenize round trip keeps the common path fast.
@@ -52,7 +60,7 @@ def _could_overflow(prompt: str, limit: int) -> bool:
 async def fit(messages: list[dict[str, Any]], render: Render, tokenize: Tokenize, *, num_ctx: int, num_keep: int,
               truncate: bool, shift: bool, bos: bool, exact: bool = True) -> Fitted:
     limit = num_ctx - 1  # at least one position left to generate into
-    prompt = render(messages)
+    prompt = await render_off_loop(render, messages)
     if not _could_overflow(prompt, limit):
         return Fitted(prompt)
     if not exact:
@@ -72,7 +80,7 @@ async def fit(messages: list[dict[str, Any]], render: Render, tokenize: Tokenize
 
     async def without_oldest(n: int) -> Fitted:
         gone = set(droppable[:n])
-        text = render([m for i, m in enumerate(messages) if i not in gone])
+        text = await render_off_loop(render, [m for i, m in enumerate(messages) if i not in gone])
         return Fitted(text, await tokenize(text), {"messages": n})
 
     if droppable:

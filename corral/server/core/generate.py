@@ -18,7 +18,7 @@ from corral.output.features import check_capabilities, resolve_think, splitter_f
 from corral.prompt.render import render_chat, render_go, render_go_completion
 from corral.scheduler.handle import RunnerError
 from corral.server.core.events import Delta, Done, Event, Rendered
-from corral.server.core.fit import Render
+from corral.server.core.fit import Render, render_off_loop
 from corral.server.core.generation import Disconnected, Generation, build_options, prompt_format, resolve
 from corral.server.core.shared import (
     chat_messages,
@@ -83,12 +83,12 @@ async def generate(state: ServerState, req: GenerateRequest,
         def render(ms: list[dict[str, Any]]) -> str:
             return render_chat(fmt, ms, tools=[], think=think)
 
-    def rendered() -> Rendered:
-        return Rendered(render_or_400(render, messages), len(req.images or []))
+    async def rendered() -> Rendered:
+        return Rendered(await render_off_loop(lambda ms: render_or_400(render, ms), messages), len(req.images or []))
 
     with_context = bool(req.context) and not req.raw
     if req.debug_render_only and not with_context:
-        yield rendered()  # no runner needed
+        yield await rendered()  # no runner needed
         return
 
     await gen.acquire(disconnected)
@@ -108,7 +108,7 @@ async def generate(state: ServerState, req: GenerateRequest,
 
         if req.debug_render_only:  # as Ollama: the earlier turns' text is part of what it shows
             gen.release()
-            yield rendered()
+            yield await rendered()
             return
         fitted = await gen.fit(messages, lambda ms: render_or_400(render, ms), truncate=req.truncate,
                                shift=req.shift)

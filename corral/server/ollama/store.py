@@ -31,7 +31,14 @@ from corral.server.ollama.registry import registry_options
 from corral.server.state import state_of
 from corral.store.blobs import normalize_digest
 from corral.store.build import CreateError, apply_info, build_model, validate_quantize
-from corral.store.errors import DigestMismatch, InvalidDigest, InvalidModelName, StoreError
+from corral.store.errors import (
+    DigestMismatch,
+    InvalidDigest,
+    InvalidModelName,
+    MissingBlob,
+    ModelNotFound,
+    StoreError,
+)
 from corral.store.manifest import ConfigV2
 from corral.store.models import LocalModel
 from corral.store.names import ModelName
@@ -213,6 +220,8 @@ async def _result(task: asyncio.Future[None]) -> None:
         raise errors.invalid_digest() from None
     except RegistryError as e:
         raise errors.InternalError(str(e)) from None  # the pull of a missing base; Ollama answers 500
+    except (MissingBlob, ModelNotFound) as e:
+        raise errors.NotFound(str(e)) from None  # what it is made from was deleted meanwhile
     except StoreError as e:
         raise errors.InternalError(str(e)) from None
 
@@ -234,7 +243,10 @@ async def copy(request: Request) -> Response:
     source = state.store.resolve(req.source)
     if source is None:
         raise errors.model_not_found_copy(req.source)
-    await anyio.to_thread.run_sync(state.store.copy, source.name, destination)
+    try:
+        await anyio.to_thread.run_sync(state.store.copy, source.name, destination)
+    except (ModelNotFound, MissingBlob):
+        raise errors.model_not_found_copy(req.source) from None  # deleted while it was copied
     return Response(status_code=200)
 
 
@@ -255,7 +267,10 @@ async def delete(request: Request) -> Response:
             for other in state.store.list())
         if not referenced_elsewhere:
             await state.scheduler.expire(str(model.model_path))
-    await anyio.to_thread.run_sync(state.store.delete, model.name)
+    try:
+        await anyio.to_thread.run_sync(state.store.delete, model.name)
+    except ModelNotFound:
+        raise errors.model_not_found(req.model) from None  # another delete was first
     return Response(status_code=200)
 
 
