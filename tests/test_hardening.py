@@ -252,3 +252,81 @@ def test_create_racing_the_delete_of_its_base(racer: CorralServer) -> None:
             assert results["create"].json()["error"]
             assert f"{child}:latest" not in listed
     assert outcomes  # which side wins each time is up to the scheduler; every outcome above is sound
+
+
+# --- stalled connections -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def impatient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CorralServer]:
+    store = make_temp_store(tmp_path_factory.mktemp("impatient"), names=[BASE])
+    srv = CorralServer(models=store.root, env={"CORRAL_HEADER_TIMEOUT": "1", "CORRAL_BODY_IDLE_TIMEOUT": "1"}).start()
+    yield srv
+    srv.stop()
+
+
+def _closed_by_peer(sock: Any) -> bool:
+    try:
+        return sock.recv(4096) == b""
+    except ConnectionResetError:
+        return True
+    except BlockingIOError:
+        return False
+
+
+def test_stalled_connections_are_closed(impatient: CorralServer) -> None:
+    import socket
+
+    from tests.servers import wait_until
+
+    host, port = "127.0.0.1", impatient.port
+    silent = [socket.create_connection((host, port)) for _ in range(20)]
+    half_headers = socket.create_connection((host, port))
+    half_headers.sendall(b"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-")
+    half_body = socket.create_connection((host, port))
+    half_body.sendall(b"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 100\r\n\r\n{\"model\":")
+    stalled = [*silent, half_headers, half_body]
+    for sock in stalled:
+        sock.setblocking(False)
+    try:
+        # a request that takes longer than the timeouts to answer is not a stall
+        r = httpx.post(impatient.url + "/api/generate", timeout=120, json={
+            "model": BASE, "prompt": "Count to fifty.", "stream": False,
+            "options": {"num_predict": 40, "grammar": r'root ::= "one" (" one"){60}'}})
+        assert r.status_code == 200 and r.json()["eval_count"] == 40
+        wait_until(lambda: all(_closed_by_peer(s) for s in stalled), timeout=30, what="stalled sockets to close")
+        assert "stalled sending" in impatient.log()
+        assert httpx.get(impatient.url + "/api/tags").status_code == 200
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+# --- numbers a client should not be able to crash anything with ----------------------------------------------
+
+
+def test_absurd_thread_counts_and_numbers_are_400s(server: CorralServer) -> None:
+    chat = {"model": BASE, "messages": [{"role": "user", "content": "hi"}], "stream": False}
+    log_from = len(server.log())
+    assert httpx.post(server.url + "/api/chat", json={**chat, "options": {"num_predict": 1}},
+                      timeout=120).status_code == 200
+    before = server.runners()
+    r = httpx.post(server.url + "/api/chat", json={**chat, "options": {"num_thread": 100000}}, timeout=60)
+    assert r.status_code == 400 and "num_thread must be between 0 and 512" in r.json()["error"]
+    assert server.runners() == before  # refused before anything was unloaded or started
+    r = httpx.post(server.url + "/api/chat", content=b'{"model": "smollm2:135m", "messages": [], "format": '
+                   b'{"type": "number", "maximum": 1e999}}', timeout=60)
+    assert r.status_code == 400 and r.json()["error"].startswith("invalid JSON")
+    big = httpx.post(server.url + "/api/chat", json={**chat, "options": {"num_batch": 2**70, "num_predict": 1}},
+                     timeout=120)
+    assert big.status_code == 200, big.text  # capped at the context, as llama.cpp would
+    assert "Traceback" not in server.log()[log_from:]
+
+
+def test_a_huge_prompt_without_truncation_is_the_context_error(server: CorralServer) -> None:
+    prompt = "word " * (10 * 1024 * 1024)  # 50 MB
+    r = httpx.post(server.url + "/api/generate", timeout=300, json={
+        "model": BASE, "prompt": prompt, "stream": False, "truncate": False, "options": {"num_predict": 1}})
+    assert r.status_code == 400, r.text[:500]
+    assert r.json()["error"].startswith("the prompt is longer than the context length")

@@ -34,6 +34,7 @@ required``); a body that is not UTF-8 is decoded with replacement characters, as
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any, TypeVar
 
@@ -116,7 +117,16 @@ def _reject_constant(token: str) -> Any:
     raise _NonStandardConstant(token)
 
 
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+def _finite_float(token: str) -> float:
+    """A JSON number as Go decodes it into a float64: one past its range (``1e999``) is an error, where
+    Python would read infinity (and a schema or an option would carry it on)."""
+    value = float(token)
+    if math.isinf(value):
+        raise _NonStandardConstant(token)
+    return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def parse_body(model_cls: type[M], body: bytes) -> M:

@@ -156,14 +156,22 @@ def create_app(settings: Settings | None = None, *, state: ServerState | None = 
     return CORSMiddleware(HostGuardMiddleware(app, bind_host=settings.host), extra_origins=settings.origins)
 
 
+MAX_CONNECTIONS = 4096  # open connections and running requests together
+
+
 def serve(settings: Settings) -> None:
     import uvicorn
 
     logging.basicConfig(level=logging.DEBUG if settings.debug else logging.INFO,
                         format="time=%(asctime)s level=%(levelname)s source=%(name)s msg=%(message)s")
     app = create_app(settings)
+    from corral.server.conn import GuardedHttpProtocol, raise_descriptor_limit
+
+    raise_descriptor_limit()
+    # stalled connections are closed (corral.server.conn); past MAX_CONNECTIONS new requests get a 503
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
-                            access_log=settings.debug, timeout_graceful_shutdown=5, lifespan="on")
+                            access_log=settings.debug, timeout_graceful_shutdown=5, lifespan="on",
+                            http=GuardedHttpProtocol, limit_concurrency=MAX_CONNECTIONS)
     server = uvicorn.Server(config)
     log.info("Listening on %s:%d (version corral, Ollama API)", settings.host, settings.port)
     server.run()

@@ -7,11 +7,14 @@ from typing import Any
 
 from starlette.requests import Request
 
+from corral.api.errors import BadRequest
 from corral.config import Settings
 from corral.scheduler.handle import RunnerSpec
 from corral.scheduler.memory import estimate_runner_bytes
 from corral.scheduler.scheduler import ModelRef, Scheduler
 from corral.store.models import LocalModel, Store
+
+MAX_THREADS = 512  # GGML_MAX_N_THREADS
 
 
 @dataclass
@@ -38,12 +41,21 @@ class ServerState:
         if n_train:
             num_ctx = min(num_ctx, n_train)  # Ollama caps num_ctx at the trained context
         num_ctx = max(num_ctx, 4)
+        num_thread = int(load.get("num_thread") or 0)
+        if not 0 <= num_thread <= MAX_THREADS:
+            # llama.cpp's thread pool holds at most 512; more crashed the runner (after the model's runner had
+            # been unloaded to make room for the new one)
+            raise BadRequest(f"num_thread must be between 0 and {MAX_THREADS}")
+        num_batch = int(load.get("num_batch") or 512)
+        if num_batch <= 0:
+            num_batch = 512
         return RunnerSpec(
             model_path=str(model.model_path),
             num_ctx=num_ctx,
             num_parallel=1 if embedding else self.settings.num_parallel,
-            num_batch=int(load.get("num_batch") or 512),
-            num_thread=int(load.get("num_thread") or 0),
+            # llama.cpp never batches more than the context holds; a bigger number only overflowed its int
+            num_batch=min(num_batch, num_ctx),
+            num_thread=num_thread,
             use_mmap=bool(load.get("use_mmap", True)) if load.get("use_mmap") is not None else True,
             adapters=tuple(str(p) for p in model.adapters),
             embedding=embedding,

@@ -65,6 +65,10 @@ async def fit(messages: list[dict[str, Any]], render: Render, tokenize: Tokenize
         return Fitted(prompt)
     if not exact:
         async def refit() -> Fitted:
+            # called when the runner found the prompt too long: without truncation that is the answer already
+            # (tokenizing a prompt of many megabytes only to count it could overflow the runner's channel)
+            if not truncate:
+                raise errors.context_exceeded()
             return await fit(messages, render, tokenize, num_ctx=num_ctx, num_keep=num_keep, truncate=truncate,
                              shift=shift, bos=bos)
 

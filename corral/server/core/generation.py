@@ -158,9 +158,16 @@ class Generation:
                 return
             except RunnerError as exc:
                 # the runner refuses a prompt before generating anything, so nothing was sent yet
-                if exc.code == "prompt_too_long" and await fitted.apply_refit():
+                if exc.code == "prompt_too_long" and await self._refit(fitted):
                     continue
                 raise runner_error(exc) from None
+
+    @staticmethod
+    async def _refit(fitted: Fitted) -> bool:
+        try:
+            return await fitted.apply_refit()
+        except RunnerError as exc:  # tokenizing the prompt failed (one too large for the channel, say)
+            raise runner_error(exc) from None
 
     def metrics(self, done: dict[str, Any]) -> dict[str, Any]:
         return {
