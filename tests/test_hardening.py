@@ -49,7 +49,7 @@ def test_go_template_output_is_bounded() -> None:
 
         gotemplate.parse(template).execute({})
     # through the renderer, the limit is a template error the client sees (a 400)
-    with pytest.raises(PromptError, match="template error: .*steps"):
+    with pytest.raises(PromptError, match=r"template error: .*steps"):
         render_go_completion("{{range 100000}}{{range 100000}}{{range 100000}}{{end}}{{end}}{{end}}",
                              prompt="x")
 
@@ -223,11 +223,11 @@ def test_create_racing_the_delete_of_its_base(racer: CorralServer) -> None:
         assert httpx.post(server.url + "/api/copy", json={"source": BASE, "destination": base}).status_code == 200
         results: dict[str, httpx.Response] = {}
 
-        def create(base: str = base, child: str = child) -> None:
+        def create(base: str = base, child: str = child, results: dict[str, httpx.Response] = results) -> None:
             results["create"] = httpx.post(server.url + "/api/create", timeout=120, json={
                 "model": child, "from": base, "system": "You race.", "stream": False})
 
-        def delete(base: str = base) -> None:
+        def delete(base: str = base, results: dict[str, httpx.Response] = results) -> None:
             results["delete"] = httpx.request("DELETE", server.url + "/api/delete", json={"model": base},
                                               timeout=120)
 
