@@ -77,5 +77,11 @@ class Usage:
     """Token counts as OpenAI reports them."""
 
     @staticmethod
-    def of(prompt: int, completion: int) -> dict[str, int]:
-        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    def of(prompt: int, completion: int, cached: int | None = None) -> dict[str, Any]:
+        """With ``cached``, OpenAI's ``prompt_tokens_details.cached_tokens`` too (Ollama writes no details):
+        the prompt's tokens the runner had in its cache from an earlier turn."""
+        out: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                               "total_tokens": prompt + completion}
+        if cached is not None:
+            out["prompt_tokens_details"] = {"cached_tokens": cached}
+        return out

@@ -151,7 +151,8 @@ async def chat(state: ServerState, req: ChatRequest, disconnected: Disconnected 
                             yield limited(delta_of(piece, logprobs))
                     elif msg["kind"] == "done":
                         yield Done(reason_of(msg), limited(delta_of(splitter.finish())), gen.metrics(msg),
-                                   truncated=current.cut or None, prompt_length=prompt_length(msg))
+                                   truncated=current.cut or None, prompt_length=prompt_length(msg),
+                                   evaluated=msg.get("prompt_eval_count"))
             if not restart:
                 return
             trace = "".join(splitter.thinking_text)

@@ -40,14 +40,21 @@ class Done:
     context: list[int] | None = None  # generate's token context (prompt and reply), not in raw mode
     truncated: dict[str, int] | None = None  # what fitting to the context cut, never silent
     prompt_length: int | None = None  # the whole prompt in tokens, its cached prefix included
+    evaluated: int | None = None  # the prompt tokens the runner evaluated (the rest came from its cache)
 
     @property
     def prompt_tokens(self) -> int:
-        """The prompt's size in tokens, as ``usage`` reports it: the whole prompt, where Ollama's
-        ``prompt_eval_count`` counts only what was evaluated (a cached prefix is left out)."""
+        """The prompt's size in tokens, cached prefix included (Ollama's ``prompt_eval_count`` since 0.30.1)."""
         if self.prompt_length is not None:
             return self.prompt_length
         return int(self.metrics.get("prompt_eval_count", 0))
+
+    @property
+    def cached_tokens(self) -> int:
+        """The prompt's tokens the runner found in its cache and did not evaluate again."""
+        if self.evaluated is None:
+            return 0
+        return max(0, self.prompt_tokens - self.evaluated)
 
     @property
     def completion_tokens(self) -> int:

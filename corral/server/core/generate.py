@@ -131,6 +131,7 @@ async def generate(state: ServerState, req: GenerateRequest,
                     context = None if req.raw else list(msg.get("prompt_tokens", [])) + list(msg.get("tokens", []))
                     yield Done(reason_of(msg), Delta(content=last.content, thinking=last.thinking),
                                gen.metrics(msg), context=context, truncated=fitted.cut or None,
-                               prompt_length=prompt_length(msg))
+                               prompt_length=prompt_length(msg),
+                               evaluated=msg.get("prompt_eval_count"))
     finally:
         gen.release()

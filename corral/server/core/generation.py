@@ -173,7 +173,10 @@ class Generation:
         return {
             "total_duration": int((time.perf_counter() - self.t_start) * 1e9),
             "load_duration": self.load_duration,
-            "prompt_eval_count": done.get("prompt_eval_count", 0),
+            # the whole prompt, as Ollama counts it since 0.30.1 (the runner's own count leaves out the cached
+            # prefix; the duration stays that of the evaluated part)
+            "prompt_eval_count": len(done["prompt_tokens"]) if isinstance(done.get("prompt_tokens"), list)
+            else done.get("prompt_eval_count", 0),
             "prompt_eval_duration": done.get("prompt_eval_duration", 0),
             "eval_count": done.get("eval_count", 0),
             "eval_duration": done.get("eval_duration", 0),

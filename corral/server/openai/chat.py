@@ -198,7 +198,7 @@ def _stream(answer: _Answer, events: AsyncGenerator[tuple[int, Event], None], in
     async def chunks() -> AsyncIterator[dict[str, Any]]:
         opened = [False] * n
         called = [False] * n
-        prompt = completion = 0
+        prompt = completion = cached = 0
         async with contextlib.aclosing(pieces(events)) as stream:  # leaving early closes every choice's stream
             async for i, delta, done in stream:
                 # the final event's empty remainder adds nothing, unless nothing opened the choice yet
@@ -210,10 +210,10 @@ def _stream(answer: _Answer, events: AsyncGenerator[tuple[int, Event], None], in
                     opened[i] = True
                 if done is not None:
                     yield answer.chunk(i, {}, _finish(done.reason, called[i]))
-                    prompt = prompt or done.prompt_tokens
+                    prompt, cached = prompt or done.prompt_tokens, cached or done.cached_tokens
                     completion += done.completion_tokens
         if include_usage:
-            yield {**answer.head("chat.completion.chunk"), "choices": [], "usage": Usage.of(prompt, completion)}
+            yield {**answer.head("chat.completion.chunk"), "choices": [], "usage": Usage.of(prompt, completion, cached)}
 
     return chunks()
 
@@ -260,7 +260,8 @@ async def chat_completions(request: Request) -> Response:
         dones = [c.done for c in choices if c.done is not None]
         prompt = dones[0].prompt_tokens if dones else 0
         out: dict[str, Any] = {**answer.head("chat.completion"), "choices": [c.wire(i) for i, c in enumerate(choices)],
-                               "usage": Usage.of(prompt, sum(d.completion_tokens for d in dones))}
+                               "usage": Usage.of(prompt, sum(d.completion_tokens for d in dones),
+                                                 dones[0].cached_tokens if dones else 0)}
         rendered = choices[0].rendered
         if rendered is not None:
             out["_debug_info"] = {"rendered_template": rendered.prompt, "image_count": rendered.image_count}

@@ -329,8 +329,7 @@ class _Head:
 
 def _usage(done: Done) -> dict[str, Any]:
     prompt, completion = done.prompt_tokens, done.completion_tokens
-    # the part of the prompt a cached prefix spared evaluating
-    cached = max(0, prompt - int(done.metrics.get("prompt_eval_count", 0))) if done.prompt_length is not None else 0
+    cached = done.cached_tokens  # the part of the prompt a cached prefix spared evaluating
     return {"input_tokens": prompt, "output_tokens": completion, "total_tokens": prompt + completion,
             # cache_write_tokens: what this request evaluated stays in its slot's cache for the next turn (the
             # openai SDK's usage type requires the field; Ollama does not write it)
