@@ -3,4 +3,4 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
-OLLAMA_VERSION = "0.32.15"
+OLLAMA_VERSION = "0.33.0"

@@ -330,3 +330,25 @@ def test_a_huge_prompt_without_truncation_is_the_context_error(server: CorralSer
         "model": BASE, "prompt": prompt, "stream": False, "truncate": False, "options": {"num_predict": 1}})
     assert r.status_code == 400, r.text[:500]
     assert r.json()["error"].startswith("the prompt is longer than the context length")
+
+
+# --- Ollama 0.33's fields ------------------------------------------------------------------------------------
+
+
+def test_ollama_033_fields(server: CorralServer) -> None:
+    assert httpx.get(server.url + "/api/version").json()["version"].startswith("0.33.")
+    [entry] = [m for m in httpx.get(server.url + "/api/tags").json()["models"] if m["name"] == BASE]
+    assert entry["capabilities"] == ["completion"]
+    assert entry["details"]["context_length"] == 8192 and entry["details"]["embedding_length"] == 576
+    # info.capabilities of a create is added to what the model can do
+    name = f"caps-{uuid.uuid4().hex[:8]}"
+    r = httpx.post(server.url + "/api/create", json={"model": name, "from": BASE, "stream": False,
+                                                      "info": {"capabilities": ["tools"]}}, timeout=120)
+    assert r.status_code == 200, r.text
+    assert "tools" in httpx.post(server.url + "/api/show", json={"model": name}).json()["capabilities"]
+    # a nested object property keeps its own required keys, as Ollama's ToolProperty has them
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {
+        "point": {"type": "object", "required": ["x"], "properties": {"x": {"type": "number"}}}}}}}
+    from corral.api.messages import Tool
+
+    assert Tool.model_validate(tool).to_wire()["function"]["parameters"]["properties"]["point"]["required"] == ["x"]

@@ -107,6 +107,7 @@ class ToolProperty(RequestModel):
     description: str = ""
     enum: list[Any] | None = None
     properties: dict[str, ToolProperty] | None = None
+    required: list[str] | None = None  # an object property's own required keys
 
     def to_wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -123,6 +124,7 @@ class ToolProperty(RequestModel):
         put(out, "enum", self.enum)
         if self.properties is not None:
             out["properties"] = {k: v.to_wire() for k, v in self.properties.items()}
+        put(out, "required", self.required)
         return out
 
 

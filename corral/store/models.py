@@ -159,8 +159,9 @@ class LocalModel:
             log.warning("cannot read GGUF metadata of %s: %s", self.short_name, e)
             return None
 
-    def details(self) -> dict[str, Any]:
-        """``details`` of ``/api/tags`` and ``/api/show``, from the config blob (GGUF fills gaps)."""
+    def details(self, *, lengths: bool = False) -> dict[str, Any]:
+        """``details`` of ``/api/tags`` and ``/api/show``, from the config blob (GGUF fills gaps). With
+        ``lengths``, also the context and embedding lengths ``/api/tags`` lists (Ollama 0.33)."""
         cfg = self.config
         details: dict[str, Any] = {
             "parent_model": self.parent_model,
@@ -176,6 +177,11 @@ class LocalModel:
                 details["parameter_size"] = details["parameter_size"] or meta.parameter_size
                 if details["quantization_level"] in ("", "unknown"):
                     details["quantization_level"] = meta.file_type_name
+        if lengths:
+            meta = self.gguf()
+            details["context_length"] = int(cfg.get("context_length") or (meta.context_length if meta else 0) or 0)
+            details["embedding_length"] = int(cfg.get("embedding_length") or
+                                              (meta.embedding_length if meta else 0) or 0)
         return details
 
     def model_info(self, verbose: bool = False) -> dict[str, Any]:
@@ -217,6 +223,9 @@ class LocalModel:
                 add("vision")
             if meta.has_audio:
                 add("audio")
+            # what /api/create's info.capabilities declared, added as Ollama adds them
+            for cap in self.config.get("capabilities") or []:
+                add(str(cap))
 
         template = self.template
         if template is not None:

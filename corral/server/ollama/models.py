@@ -58,7 +58,8 @@ async def tags(request: Request) -> Response:
     state = state_of(request)
     models = [
         ListModelResponse(name=m.short_name, model=m.short_name, modified_at=m.modified_at, size=m.size,
-                          digest=m.digest, details=_details(m))
+                          digest=m.digest, details=ModelDetails(**m.details(lengths=True)),
+                          capabilities=m.capabilities())
         for m in state.store.list()
     ]
     return json_response(ListResponse(models=models).to_wire())
@@ -89,17 +90,26 @@ async def show(request: Request) -> Response:
 
 async def ps(request: Request) -> Response:
     state = state_of(request)
-    models = []
+    rows: dict[tuple[str, str], ProcessModelResponse] = {}
     for entry in state.scheduler.ps():
         expires = entry.expires_at if math.isfinite(entry.expires_at) else time.time() + FOREVER_SECONDS
         if entry.refs and math.isfinite(entry.keep_alive):
             expires = time.time() + entry.keep_alive  # busy: counts from when it will go idle, at the soonest
         expires_at = datetime.datetime.fromtimestamp(expires, tz=datetime.timezone.utc).astimezone()
-        models.append(ProcessModelResponse(
+        row = ProcessModelResponse(
             name=entry.model.name, model=entry.model.name, size=entry.size, digest=entry.model.digest,
             details=ModelDetails(**entry.model.details), expires_at=expires_at, size_vram=0,
-            context_length=entry.spec.num_ctx))
-    return json_response(ProcessResponse(models=models).to_wire())
+            context_length=entry.spec.num_ctx)
+        key = (entry.model.name, entry.model.digest)
+        other = rows.get(key)
+        if other is None:
+            rows[key] = row
+            continue
+        # A model's embedding runner beside its generating one: one row, as Ollama serves both from one
+        # runner. The memory is both runners'; the context and expiry are the generating runner's.
+        chat = other if entry.spec.embedding else row
+        rows[key] = chat.model_copy(update={"size": row.size + other.size})
+    return json_response(ProcessResponse(models=list(rows.values())).to_wire())  # the scheduler's order
 
 
 def routes() -> list[Route]:
