@@ -47,12 +47,45 @@ def base_url(server: CorralServer) -> str:
     return server.url
 
 
+@pytest.fixture(scope="session")
+def fake_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CorralServer]:
+    """`corral serve` on a store of its own whose runners load no model (corral.scheduler.fakerunner): the
+    real routes, scheduler and runner loop, answers in milliseconds."""
+    store = make_temp_store(tmp_path_factory.mktemp("fake-store"))
+    srv = CorralServer(models=store.root, env={"CORRAL_FAKE_RUNNER": "1"}).start()
+    yield srv
+    srv.stop()
+
+
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     # httpx honours proxy variables; local test traffic must never leave the machine.
     for key in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+# --- `slow`: what needs the real engine or the real model files --------------------------------------------
+# `pytest -m "not slow"` is the inner loop. A test is slow when it uses the shared real-engine server (these
+# fixtures, directly or through others), or when it is listed below; a few are marked where they are defined.
+REAL_ENGINE_FIXTURES = {"server", "base_url"}
+SLOW_TESTS = {
+    "tests/test_scheduler.py": "starts servers of its own and loads real runners",
+    "tests/test_structured.py": "structured outputs of the real model",
+    "tests/test_options.py": "each option's effect on the real model",
+    "tests/test_batching.py": "the real engine's batches",
+    "tests/test_hardening.py": "servers of its own on the real model",
+    "tests/test_registry.py": "pushes and pulls the bundled model through a real registry",
+    "tests/test_quantize.py::test_quantize_blob_reports_progress_and_is_atomic": "quantizes with llama.cpp",
+    "tests/test_embed.py::test_many_inputs_share_decodes": "a real embedding runner",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        uses_engine = REAL_ENGINE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if uses_engine or any(item.nodeid.startswith(prefix) for prefix in SLOW_TESTS):
+            item.add_marker(pytest.mark.slow)
 
 
 def in_ci() -> bool:

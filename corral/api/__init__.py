@@ -4,7 +4,8 @@ Routes decode bodies with :func:`parse_body`, build responses from the ``*Respon
 write them with :func:`dumps` / :func:`ndjson_line` (Go's JSON bytes), and raise
 :class:`APIError` subclasses, which map once to a status and ``{"error": message}``.
 
-This package imports only pydantic and the standard library.
+This package imports only pydantic, the standard library and :mod:`corral.gocodec` (Go's encodings,
+shared with `store` and `prompt`).
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ from corral.api.options import (
     validate_options,
 )
 from corral.api.parse import parse_body, parse_json
-from corral.api.wire import Float32, Float32Array, dumps, format_time, go_quote, ndjson_line
+from corral.gocodec import Float32, Float32Array, dumps, format_time, ndjson_line
+from corral.gocodec import quote as go_quote
 
 __all__ = [
     "DEFAULTS",

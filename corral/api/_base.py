@@ -22,7 +22,8 @@ from pydantic_core import PydanticCustomError
 
 from corral.api.duration import parse_keep_alive
 from corral.api.errors import APIError, top_logprobs_range
-from corral.api.wire import dumps, go_quote
+from corral.gocodec import dumps
+from corral.gocodec import quote as go_quote
 
 __all__ = [
     "THINK_LEVELS",

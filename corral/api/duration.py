@@ -25,6 +25,7 @@ import math
 from typing import Any
 
 from corral.api.errors import BadRequest
+from corral.gocodec import quote_time
 
 __all__ = [
     "DEFAULT_KEEP_ALIVE",
@@ -52,22 +53,8 @@ _UNITS = {
 }
 
 
-def _go_quote_bytes(text: str) -> str:
-    """``time.quote``: like ``%q`` but every non-ASCII or control byte as ``\\xNN``."""
-    parts = ['"']
-    for ch in text:
-        if ord(ch) >= 0x80 or ch < " ":
-            parts.extend(f"\\x{b:02x}" for b in ch.encode("utf-8", "surrogatepass"))
-        else:
-            if ch in '"\\':
-                parts.append("\\")
-            parts.append(ch)
-    parts.append('"')
-    return "".join(parts)
-
-
 def _invalid(orig: str) -> ValueError:
-    return ValueError("time: invalid duration " + _go_quote_bytes(orig))
+    return ValueError("time: invalid duration " + quote_time(orig))
 
 
 def parse_go_duration(text: str) -> int:
@@ -121,12 +108,12 @@ def parse_go_duration(text: str) -> int:
         while i < len(s) and not (s[i] == "." or "0" <= s[i] <= "9"):
             i += 1
         if i == 0:
-            raise ValueError("time: missing unit in duration " + _go_quote_bytes(orig))
+            raise ValueError("time: missing unit in duration " + quote_time(orig))
         unit_text, s = s[:i], s[i:]
         unit = _UNITS.get(unit_text)
         if unit is None:
             raise ValueError(
-                "time: unknown unit " + _go_quote_bytes(unit_text) + " in duration " + _go_quote_bytes(orig)
+                "time: unknown unit " + quote_time(unit_text) + " in duration " + quote_time(orig)
             )
         if whole > (1 << 63) // unit:
             raise _invalid(orig)

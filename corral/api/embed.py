@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 
 from corral.api._base import RequestModel, ResponseModel, api_error, check_keep_alive, put
 from corral.api.errors import invalid_input_type
-from corral.api.wire import Float32Array
+from corral.gocodec import Float32Array
 
 __all__ = ["EmbedRequest", "EmbedResponse", "EmbeddingsRequest", "EmbeddingsResponse"]
 

@@ -20,7 +20,7 @@ middle of an NDJSON stream the status is already 200, so it writes ``to_wire()``
 
 from __future__ import annotations
 
-from corral.api.wire import go_quote
+from corral.gocodec import quote as go_quote
 
 __all__ = [
     "APIError",

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from corral.api._base import InferenceRequest, put
 from corral.api.messages import Base64Image, DebugInfo, Logprob, Metrics, ToolCall
-from corral.api.wire import format_time
+from corral.gocodec import format_time
 
 __all__ = ["GenerateRequest", "GenerateResponse"]
 

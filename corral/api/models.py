@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 
 from corral.api._base import RequestModel, ResponseModel, put
 from corral.api.messages import Message
-from corral.api.wire import format_time, sorted_map
+from corral.gocodec import format_time, sorted_map
 
 __all__ = [
     "CopyRequest",

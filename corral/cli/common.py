@@ -1,12 +1,12 @@
-"""What the client-side commands share: the client, the heartbeat check, human formatting."""
+"""What the client-side commands share: the client, the heartbeat check, human formatting, tables."""
 
 from __future__ import annotations
 
-import datetime
 import sys
 
 import httpx
 
+from corral.cli.humanize import human_bytes
 from corral.client import Client
 
 NOT_RUNNING = "could not connect to corral server, run 'corral serve' to start it"
@@ -24,41 +24,17 @@ def connect() -> Client:
 
 
 def human_size(n: float) -> str:
-    """Decimal units with Ollama's rounding: 98 MB, 1.3 GB."""
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            if unit == "B":
-                return f"{int(n)} B"
-            return f"{n:.0f} {unit}" if n >= 10 else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} PB"
+    """Ollama's ``format.HumanBytes`` (98.6 MB is ``98 MB``); see :mod:`corral.cli.humanize`."""
+    return human_bytes(int(n))
 
 
-def human_ago(when: datetime.datetime, now: datetime.datetime | None = None) -> str:
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    return _relative((now - when).total_seconds(), "ago")
-
-
-def human_until(when: datetime.datetime, now: datetime.datetime | None = None) -> str:
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    return _relative((when - now).total_seconds(), "from now")
-
-
-def _relative(seconds: float, suffix: str) -> str:
-    s = abs(seconds)
-    if s < 1:
-        return "Less than a second " + suffix if suffix == "ago" else "Now"
-    for size, name in ((31536000, "year"), (2592000, "month"), (604800, "week"), (86400, "day"),
-                       (3600, "hour"), (60, "minute"), (1, "second")):
-        if s >= size:
-            n = int(s // size)
-            if n == 1:
-                article = "An" if name == "hour" else "A"
-                return f"{article} {name} {suffix}" if suffix == "ago" else f"1 {name} {suffix}"
-            return f"{n} {name}s {suffix}"
-    return f"{int(s)} seconds {suffix}"
-
-
-def table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("    ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """Ollama's list/ps table (tablewriter, borderless, no white space, four-space padding): every cell
+    left-aligned and padded to its column; four spaces after each data cell, the last one included, and a
+    single space after the header's last cell."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    last = len(header) - 1
+    head = "".join(c.ljust(w) + (" " if i == last else "    ") for i, (c, w) in enumerate(zip(header, widths,
+                                                                                               strict=True)))
+    body = ["".join(c.ljust(w) + "    " for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "".join(line + "\n" for line in [head, *body])

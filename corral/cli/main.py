@@ -1,4 +1,8 @@
-"""Argument parsing and dispatch for ``corral``; the commands live in sibling modules."""
+"""The ``corral`` command line: Ollama's commands, flags and help, parsed by cobra's rules (corral.cli.cobra).
+
+The commands live in sibling modules and are imported only when they run, so ``corral list`` never loads
+the engine.  Every error is printed as ``Error: …`` and exits 1, as cobra.CheckErr does for Ollama.
+"""
 
 from __future__ import annotations
 
@@ -6,144 +10,208 @@ import argparse
 import sys
 from collections.abc import Callable
 
-ENV_HELP = """Environment variables:
-  OLLAMA_HOST               IP address and port of the server (default 127.0.0.1:11434)
-  OLLAMA_MODELS             the model store (default ~/.ollama/models)
-  OLLAMA_KEEP_ALIVE         how long models stay loaded (default "5m")
-  OLLAMA_CONTEXT_LENGTH     default context length (default 4096)
-  OLLAMA_NUM_PARALLEL       parallel requests per model (default 1)
-  OLLAMA_MAX_LOADED_MODELS  models loaded at once (default 0 = 3 on CPU)
-  OLLAMA_MAX_QUEUE          requests that may wait (default 512)
-  OLLAMA_LOAD_TIMEOUT       how long a load may stall (default "5m")
-  OLLAMA_ORIGINS            extra allowed CORS origins, comma-separated
-  OLLAMA_NOPRUNE            do not prune unused blobs at start-up
-  OLLAMA_DEBUG              verbose logging
-  CORRAL_MAX_MEMORY         cap on the memory the scheduler may fill (e.g. "2GB")
-  CORRAL_REGISTRY           serve registry.ollama.ai names from this registry (e.g. "http://mirror:5000")
-"""
+from corral.cli.cobra import (
+    Command,
+    Flag,
+    UsageError,
+    exact_args,
+    find,
+    go_backquote_list,
+    go_quote,
+    help_text,
+    minimum_args,
+    parse_flags,
+    usage_text,
+)
+
+_HOST = ("OLLAMA_HOST", "IP Address for the corral server (default 127.0.0.1:11434)")
+RUN_ENV = (_HOST, ("OLLAMA_NOHISTORY", "Do not preserve readline history"))
+SERVE_ENV = (
+    ("OLLAMA_DEBUG", "Show additional debug information (e.g. OLLAMA_DEBUG=1)"),
+    _HOST,
+    ("OLLAMA_CONTEXT_LENGTH", "Context length to use unless otherwise specified (default 4096)"),
+    ("OLLAMA_KEEP_ALIVE", 'The duration that models stay loaded in memory (default "5m")'),
+    ("OLLAMA_MAX_LOADED_MODELS", "Maximum number of loaded models (default 0 = 3 on CPU)"),
+    ("OLLAMA_MAX_QUEUE", "Maximum number of queued requests"),
+    ("OLLAMA_MODELS", "The path to the models directory"),
+    ("OLLAMA_NUM_PARALLEL", "Maximum number of parallel requests"),
+    ("OLLAMA_NOPRUNE", "Do not prune model blobs on startup"),
+    ("OLLAMA_ORIGINS", "A comma separated list of allowed origins"),
+    ("OLLAMA_LOAD_TIMEOUT", 'How long to allow model loads to stall before giving up (default "5m")'),
+    ("CORRAL_MAX_MEMORY", 'Cap on the memory loaded models may fill (e.g. "2GB")'),
+    ("CORRAL_REGISTRY", 'Serve registry.ollama.ai names from this registry (e.g. "http://mirror:5000")'),
+)
+
+THINK_LEVELS = ("high", "medium", "low", "max")
+
+Handler = Callable[[argparse.Namespace], int]
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="corral", description="Large language model runner (Ollama, in Python)")
-    p.add_argument("-v", "--version", action="store_true", help="show version information")
-    sub = p.add_subparsers(dest="command")
-
-    s = sub.add_parser("serve", aliases=["start"], help="start the server", epilog=ENV_HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.set_defaults(func=_lazy("corral.cli.serve", "cmd_serve"))
-
-    r = sub.add_parser("run", help="run a model")
-    r.add_argument("model")
-    r.add_argument("prompt", nargs="*")
-    r.add_argument("--keepalive", default=None, help="how long the model stays loaded (e.g. 5m)")
-    r.add_argument("--verbose", action="store_true", help="show timings for the response")
-    r.add_argument("--format", default=None, help='response format (e.g. "json")')
-    r.add_argument("--nowordwrap", action="store_true", help="accepted for Ollama compatibility")
-    r.add_argument("--insecure", action="store_true", help="use an insecure registry")
-    r.add_argument("--truncate", nargs="?", const=True, default=None, type=_go_bool, metavar="true|false",
-                   help="for embedding models: truncate inputs exceeding context length (default: true); "
-                        "--truncate=false errors instead")
-    r.add_argument("--dimensions", type=int, default=0,
-                   help="truncate output embeddings to this dimension (embedding models only)")
-    r.set_defaults(func=_lazy("corral.cli.run", "cmd_run"))
-
-    for command, what in (("pull", "pull a model from a registry"), ("push", "push a model to a registry")):
-        t = sub.add_parser(command, help=what)
-        t.add_argument("model")
-        t.add_argument("--insecure", action="store_true", help="use an insecure registry")
-        t.set_defaults(func=_lazy("corral.cli.transfer", f"cmd_{command}"))
-
-    ls = sub.add_parser("list", aliases=["ls"], help="list models")
-    ls.set_defaults(func=_lazy("corral.cli.models", "cmd_list"))
-
-    c = sub.add_parser("create", help="create a model from a Modelfile")
-    c.add_argument("model")
-    c.add_argument("-f", "--file", default=None, help='name of the Modelfile (default "Modelfile")')
-    c.add_argument("-q", "--quantize", default=None, help="quantize the model to this level (e.g. q4_K_M)")
-    c.set_defaults(func=_lazy("corral.cli.manage", "cmd_create"))
-
-    sh = sub.add_parser("show", help="show information for a model")
-    sh.add_argument("model")
-    for flag, what in (("license", "license"), ("modelfile", "Modelfile"), ("parameters", "parameters"),
-                       ("template", "template"), ("system", "system message")):
-        sh.add_argument(f"--{flag}", action="store_true", help=f"show the model's {what}")
-    sh.add_argument("-v", "--verbose", action="store_true", help="show detailed model information")
-    sh.set_defaults(func=_lazy("corral.cli.manage", "cmd_show"))
-
-    cp = sub.add_parser("cp", help="copy a model")
-    cp.add_argument("source")
-    cp.add_argument("destination")
-    cp.set_defaults(func=_lazy("corral.cli.manage", "cmd_cp"))
-
-    rm = sub.add_parser("rm", help="remove a model")
-    rm.add_argument("models", nargs="+")
-    rm.set_defaults(func=_lazy("corral.cli.manage", "cmd_rm"))
-
-    ps = sub.add_parser("ps", help="list running models")
-    ps.set_defaults(func=_lazy("corral.cli.models", "cmd_ps"))
-
-    st = sub.add_parser("stop", help="stop a running model")
-    st.add_argument("model")
-    st.set_defaults(func=_lazy("corral.cli.models", "cmd_stop"))
-    return p
-
-
-def _go_bool(text: str) -> bool:
-    """A boolean flag's ``=value`` as Go's ``strconv.ParseBool`` reads it (``--truncate=false``)."""
-    if text in ("1", "t", "T", "true", "TRUE", "True"):
-        return True
-    if text in ("0", "f", "F", "false", "FALSE", "False"):
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
-
-
-def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
-    """Import a command's module only when it runs, so `corral list` never loads the engine."""
+def _lazy(module: str, name: str) -> Handler:
+    """Import a command's module only when it runs."""
 
     def run(args: argparse.Namespace) -> int:
         import importlib
 
-        func: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module), name)
+        func: Handler = getattr(importlib.import_module(module), name)
         return func(args)
 
     return run
 
 
-def _join_flag_values(argv: list[str], flags: tuple[str, ...]) -> list[str]:
-    """``--keepalive -1m`` as ``--keepalive=-1m``: Ollama's flag parser takes the next word as the value
-    whatever it starts with; argparse would read a leading dash as another option."""
-    out: list[str] = []
-    it = iter(argv)
-    for word in it:
-        if word in flags:
-            value = next(it, None)
-            out.append(word if value is None else f"{word}={value}")
-        else:
-            out.append(word)
-    return out
+_INSECURE = Flag("insecure", "Use an insecure registry")
+
+ROOT = Command("corral", "Large language model runner", [
+    Flag("version", "Show version information", short="v"),
+    Flag("verbose", "Show timings for response"),
+    Flag("nowordwrap", "Don't wrap words to the next line automatically"),
+])
+
+# In Ollama's order (cobra's command sorting is off); help comes last, as cobra appends it.
+COMMANDS = [
+    Command("serve", "Start corral", args=exact_args(0), aliases=("start",), env=SERVE_ENV),
+    Command("create MODEL", "Create a model", [
+        Flag("file", 'Name of the Modelfile (default "Modelfile")', "string", short="f"),
+        Flag("quantize", "Quantize model to this level (e.g. q4_K_M)", "string", short="q"),
+    ], args=exact_args(1), env=(_HOST,)),
+    Command("show MODEL", "Show information for a model", [
+        Flag("license", "Show license of a model"),
+        Flag("modelfile", "Show Modelfile of a model"),
+        Flag("parameters", "Show parameters of a model"),
+        Flag("template", "Show template of a model"),
+        Flag("system", "Show system message of a model"),
+        Flag("verbose", "Show detailed model information", short="v"),
+    ], args=exact_args(1), env=(_HOST,)),
+    Command("run MODEL [PROMPT]", "Run a model", [
+        Flag("keepalive", "Duration to keep a model loaded (e.g. 5m)", "string"),
+        Flag("verbose", "Show timings for response"),
+        _INSECURE,
+        Flag("nowordwrap", "Don't wrap words to the next line automatically"),
+        Flag("format", "Response format (e.g. json)", "string"),
+        Flag("think", "Enable thinking mode: true/false or high/medium/low for supported models", "string",
+             no_opt="true"),
+        Flag("hidethinking", "Hide thinking output (if provided)"),
+        Flag("truncate", "For embedding models: truncate inputs exceeding context length (default: true). "
+                         "Set --truncate=false to error instead"),
+        Flag("dimensions", "Truncate output embeddings to specified dimension (embedding models only)", "int"),
+    ], args=minimum_args(1), env=RUN_ENV),
+    Command("stop MODEL", "Stop a running model", args=exact_args(1), env=(_HOST,)),
+    Command("pull MODEL", "Pull a model from a registry", [_INSECURE], args=exact_args(1), env=(_HOST,)),
+    Command("push MODEL", "Push a model to a registry", [_INSECURE], args=exact_args(1), env=(_HOST,)),
+    Command("list", "List models", aliases=("ls",), env=(_HOST,)),
+    Command("ps", "List running models", env=(_HOST,)),
+    Command("cp SOURCE DESTINATION", "Copy a model", args=exact_args(2), env=(_HOST,)),
+    Command("rm MODEL [MODEL...]", "Remove a model", args=minimum_args(1), env=(_HOST,)),
+    Command("help [command]", "Help about any command",
+            long="Help provides help for any command in the application.\n"
+                 "Simply type corral help [path to command] for full details."),
+]
+
+HANDLERS: dict[str, Handler] = {
+    "serve": _lazy("corral.cli.serve", "cmd_serve"),
+    "create": _lazy("corral.cli.manage", "cmd_create"),
+    "show": _lazy("corral.cli.manage", "cmd_show"),
+    "run": _lazy("corral.cli.run", "cmd_run"),
+    "stop": _lazy("corral.cli.models", "cmd_stop"),
+    "pull": _lazy("corral.cli.transfer", "cmd_pull"),
+    "push": _lazy("corral.cli.transfer", "cmd_push"),
+    "list": _lazy("corral.cli.models", "cmd_list"),
+    "ps": _lazy("corral.cli.models", "cmd_ps"),
+    "cp": _lazy("corral.cli.manage", "cmd_cp"),
+    "rm": _lazy("corral.cli.manage", "cmd_rm"),
+}
+
+
+def think_value(text: str) -> bool | str:
+    """``--think`` / ``--think=VALUE`` as Ollama's run reads it: True, False, or a level."""
+    if text in ("", "true"):
+        return True
+    if text == "false":
+        return False
+    if text in THINK_LEVELS:
+        return text
+    raise UsageError(f"invalid value for --think: {go_quote(text)} (must be true, false, high, medium, low, or max)")
+
+
+def _namespace(name: str, values: dict[str, object], changed: set[str], args: list[str]) -> argparse.Namespace:
+    """The attributes each command's handler reads: its flags, and its arguments by name."""
+    ns = argparse.Namespace(**values, args=args, command=name)
+    del ns.help
+    if name == "run":
+        ns.model, ns.prompt = args[0], args[1:]
+        # Unset and set-to-the-default differ for these: the request leaves them out when unset.
+        ns.think = think_value(str(values["think"])) if "think" in changed else None
+        ns.truncate = values["truncate"] if "truncate" in changed else None
+    elif name in ("create", "show", "stop", "pull", "push"):
+        ns.model = args[0]
+    elif name == "cp":
+        ns.source, ns.destination = args
+    elif name == "rm":
+        ns.models = args
+    elif name in ("list", "ps"):
+        ns.prefix = args[0] if args else None  # Ollama reads the first word and ignores any others
+    return ns
+
+
+def _version() -> int:
+    """Ollama's ``-v``: the server's version, and a warning when this client's differs or none answers."""
+    import httpx
+
+    from corral.client import Client
+    from corral.version import OLLAMA_VERSION
+
+    server = ""
+    try:
+        response = Client()._client.get("/api/version", timeout=10)
+        response.raise_for_status()
+        server = str(response.json().get("version") or "")
+    except (httpx.HTTPError, ValueError, AttributeError):
+        print("Warning: could not connect to a running corral instance")
+    if server:
+        print(f"corral version is {server}")
+    if server != OLLAMA_VERSION:
+        print(f"Warning: client version is {OLLAMA_VERSION}")
+    return 0
+
+
+def _help(words: list[str]) -> int:
+    """cobra's help command: the named command's help, or an unknown topic and the root's usage on stderr."""
+    try:
+        target, _ = find(ROOT, COMMANDS, words)
+    except UsageError:
+        sys.stderr.write(f"Unknown help topic {go_backquote_list(words)}\n")
+        sys.stderr.write(usage_text(ROOT, ROOT, COMMANDS))
+        return 0
+    sys.stdout.write(help_text(target, ROOT, COMMANDS))
+    return 0
+
+
+def _execute(argv: list[str]) -> int:
+    cmd, rest = find(ROOT, COMMANDS, argv)
+    parsed = parse_flags(cmd, rest)
+    if parsed.help:
+        sys.stdout.write(help_text(cmd, ROOT, COMMANDS))
+        return 0
+    if cmd is ROOT:
+        if parsed.values["version"]:
+            return _version()
+        sys.stdout.write(help_text(ROOT, ROOT, COMMANDS))  # Ollama opens its launcher here; corral has none
+        return 0
+    if cmd.name == "help":
+        return _help(parsed.args)
+    problem = cmd.args(parsed.args) if cmd.args else None
+    if problem:
+        raise UsageError(problem)
+    ns = _namespace(cmd.name, parsed.values, parsed.changed, parsed.args)
+    return int(HANDLERS[cmd.name](ns) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args, extra = parser.parse_known_args(_join_flag_values(sys.argv[1:] if argv is None else argv,
-                                                            ("--keepalive", "--format")))
-    if extra:
-        # Ollama takes flags anywhere: `run MODEL --verbose Why?` has its prompt after a flag, which
-        # argparse leaves over once the prompt's own place has passed.
-        if isinstance(getattr(args, "prompt", None), list) and not any(w.startswith("-") for w in extra):
-            args.prompt += extra
-        else:
-            parser.error("unrecognized arguments: " + " ".join(extra))
-    if args.version:
-        from corral.version import OLLAMA_VERSION, __version__
-
-        print(f"corral version is {__version__} (Ollama API {OLLAMA_VERSION})")
-        return 0
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
     try:
-        return int(args.func(args) or 0)
+        return _execute(sys.argv[1:] if argv is None else argv)
+    except UsageError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except ConnectionError as exc:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.cli.common import connect
+from corral.cli.models import unload
 from corral.client import Client, ResponseError
 from corral.store.ggml_types import human_number
 from corral.store.modelfile import ModelfileError, parse
@@ -269,9 +270,10 @@ def cmd_rm(args: argparse.Namespace) -> int:
     client = connect()
     for name in args.models:
         try:
-            client.generate(model=name, prompt="", keep_alive=0)  # unload first, as Ollama's CLI does
-        except ResponseError:
-            pass  # not a generative model, or not there: delete says which
+            unload(client, name)  # first, as Ollama's CLI does
+        except ResponseError as e:
+            if "not found" not in e.error.lower():  # a missing model is delete's to report
+                print(f"Warning: unable to stop model '{name}'", file=sys.stderr)
         try:
             client.delete(name)
         except ResponseError as e:

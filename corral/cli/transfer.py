@@ -13,7 +13,8 @@ import time
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-from corral.cli.common import connect, human_size
+from corral.cli.common import connect
+from corral.cli.humanize import human_bytes
 from corral.client import Client, ResponseError
 
 __all__ = ["ProgressView", "cmd_pull", "cmd_push", "pull_with_progress"]
@@ -40,7 +41,7 @@ class ProgressView:
         fraction = min(max(completed / total, 0.0), 1.0)
         filled = int(fraction * _BAR)
         bar = "█" * filled + " " * (_BAR - filled)
-        return f"{status}: {int(fraction * 100):3d}% ▕{bar}▏ {human_size(completed)}/{human_size(total)}"
+        return f"{status}: {int(fraction * 100):3d}% ▕{bar}▏ {human_bytes(completed)}/{human_bytes(total)}"
 
     def update(self, status: str, digest: str | None = None, total: int | None = None,
                completed: int | None = None) -> None:

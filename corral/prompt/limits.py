@@ -10,7 +10,7 @@ environment:
 variable                        default     what it bounds
 ==============================  ==========  ==============================================
 ``CORRAL_TEMPLATE_MAX_STEPS``   2000000     nodes walked and loop iterations, per render
-``CORRAL_TEMPLATE_MAX_OUTPUT``  67108864    characters written, per render (64 Mi)
+``CORRAL_TEMPLATE_MAX_OUTPUT``  268435456   characters written, per render (256 Mi)
 ``CORRAL_TEMPLATE_TIMEOUT``     10          seconds, per render
 ==============================  ==========  ==============================================
 """
@@ -42,7 +42,7 @@ def _env_number(name: str, default: float) -> float:
 @dataclass(frozen=True)
 class RenderLimits:
     max_steps: int = int(_env_number("CORRAL_TEMPLATE_MAX_STEPS", 2_000_000))
-    max_output: int = int(_env_number("CORRAL_TEMPLATE_MAX_OUTPUT", 64 * 1024 * 1024))
+    max_output: int = int(_env_number("CORRAL_TEMPLATE_MAX_OUTPUT", 256 * 1024 * 1024))
     max_seconds: float = _env_number("CORRAL_TEMPLATE_TIMEOUT", 10.0)
 
 

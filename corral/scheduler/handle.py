@@ -51,7 +51,7 @@ class RunnerSpec:
     embedding: bool = False
 
     def argv(self, fd: int) -> list[str]:
-        args = [sys.executable, "-m", "corral.runner", "--fd", str(fd), "--model", self.model_path,
+        args = [sys.executable, "-m", runner_module(), "--fd", str(fd), "--model", self.model_path,
                 "--ctx-size", str(self.num_ctx), "--parallel", str(self.num_parallel),
                 "--batch-size", str(self.num_batch), "--threads", str(self.num_thread)]
         if not self.use_mmap:
@@ -61,6 +61,13 @@ class RunnerSpec:
         if self.embedding:
             args.append("--embedding")
         return args
+
+
+def runner_module() -> str:
+    """The module a runner process runs: ``CORRAL_FAKE_RUNNER=1`` swaps the engine for a scripted one (see
+    :mod:`corral.scheduler.fakerunner`), so tests of routes and errors need no model and no load time."""
+    fake = os.environ.get("CORRAL_FAKE_RUNNER", "").strip().lower() not in ("", "0", "false", "no", "off")
+    return "corral.scheduler.fakerunner" if fake else "corral.runner"
 
 
 def describe_exit(returncode: int | None) -> str:

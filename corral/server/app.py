@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -159,7 +160,9 @@ def create_app(settings: Settings | None = None, *, state: ServerState | None = 
 MAX_CONNECTIONS = 4096  # open connections and running requests together
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, sock: socket.socket | None = None) -> None:
+    """Run the server; on ``sock`` when given (already bound and listening, so a taken port was reported
+    before anything here ran), else on the settings' address."""
     import uvicorn
 
     logging.basicConfig(level=logging.DEBUG if settings.debug else logging.INFO,
@@ -174,4 +177,4 @@ def serve(settings: Settings) -> None:
                             http=GuardedHttpProtocol, limit_concurrency=MAX_CONNECTIONS)
     server = uvicorn.Server(config)
     log.info("Listening on %s:%d (version corral, Ollama API)", settings.host, settings.port)
-    server.run()
+    server.run(sockets=[sock] if sock is not None else None)

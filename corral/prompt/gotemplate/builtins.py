@@ -55,6 +55,11 @@ _ERR_BAD_COMPARISON = "incompatible types for comparison"
 _ERR_NO_COMPARISON = "missing argument for comparison"
 
 
+def _bad_comparison(arg1: Any, arg2: Any) -> str:
+    # Go 1.25 added the two types to the message (Ollama 0.33 is built with Go 1.26).
+    return f"{_ERR_BAD_COMPARISON}: {go_type_name(arg1)} and {go_type_name(arg2)}"
+
+
 def _basic_kind(v: Any) -> str | None:
     if isinstance(v, bool):
         return "bool"
@@ -92,7 +97,7 @@ def _eq(arg1: Any, *args: Any) -> bool:
         k2 = _basic_kind(arg)
         if k1 != k2:
             if arg1 is not INVALID and arg is not INVALID:
-                raise FuncError(_ERR_BAD_COMPARISON)
+                raise FuncError(_bad_comparison(arg1, arg))
             truth = False
         elif k1 is not None:
             truth = arg1 == arg
@@ -126,7 +131,7 @@ def _lt(arg1: Any, arg2: Any) -> bool:
     if k2 is None:
         raise FuncError(_ERR_BAD_COMPARISON_TYPE)
     if k1 != k2:
-        raise FuncError(_ERR_BAD_COMPARISON)
+        raise FuncError(_bad_comparison(arg1, arg2))
     if k1 == "bool":
         raise FuncError(_ERR_BAD_COMPARISON_TYPE)
     if k1 == "string":

@@ -8,93 +8,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from decimal import Decimal
 from typing import Any
 
-from corral.prompt.gotemplate.lexer import go_quote
+from corral.gocodec import format_float, quote_rune
+from corral.gocodec import quote as go_quote
 from corral.prompt.gotemplate.values import Byte, GoStruct, go_type_name, sorted_keys, stringer_of
-
-# --- floats ---------------------------------------------------------------------------------------------
-
-
-def _shortest_digits(f: float) -> tuple[str, int]:
-    """Shortest round-trip decimal digits of |f| and the decimal point position (value = 0.DIGITS * 10**dp)."""
-    if f == 0:
-        return "0", 1
-    _, digits, exp = Decimal(repr(abs(f))).normalize().as_tuple()
-    ds = "".join(map(str, digits))
-    assert isinstance(exp, int)
-    return ds, len(ds) + exp
-
-
-def _rounded_digits(f: float, n: int) -> tuple[str, int]:
-    """|f| correctly rounded to n significant digits, trailing zeros trimmed (Go's decimal.Round + trim)."""
-    if f == 0:
-        return "0", 1
-    mant, _, exp = f"{abs(f):.{n - 1}e}".partition("e")
-    ds = mant.replace(".", "").rstrip("0") or "0"
-    return ds, int(exp) + 1
-
-
-def _fmt_e(digits: str, dp: int, prec: int, upper: bool) -> str:
-    first = digits[0]
-    rest = digits[1:]
-    frac = (rest + "0" * prec)[:prec] if prec > 0 else ""
-    exp = dp - 1 if digits != "0" else 0
-    out = first + ("." + frac if prec > 0 else "")
-    sign = "-" if exp < 0 else "+"
-    e = "E" if upper else "e"
-    return f"{out}{e}{sign}{abs(exp):02d}"
-
-
-def _fmt_f(digits: str, dp: int, prec: int) -> str:
-    intpart = "0"
-    if dp > 0 and digits != "0":
-        intpart = (digits + "0" * dp)[:dp]
-    frac = ""
-    if prec > 0:
-        for i in range(prec):
-            j = dp + i
-            frac += digits[j] if 0 <= j < len(digits) and digits != "0" else "0"
-    return intpart + ("." + frac if prec > 0 else "")
-
-
-def format_float(f: float, verb: str = "g", prec: int = -1) -> str:
-    """strconv.FormatFloat(f, verb, prec, 64) for verbs e E f F g G (prec -1 = shortest)."""
-    if math.isnan(f):
-        return "NaN"
-    if math.isinf(f):
-        return "+Inf" if f > 0 else "-Inf"
-    neg = math.copysign(1.0, f) < 0
-    sign = "-" if neg else ""
-    lower = verb.lower()
-    if lower in ("e", "f") and prec >= 0:
-        out = f"{abs(f):.{prec}{lower}}"
-        return sign + (out.upper() if verb == "E" else out)
-    shortest = prec < 0
-    if shortest:
-        digits, dp = _shortest_digits(f)
-    else:
-        digits, dp = _rounded_digits(f, max(prec, 1) if lower == "g" else prec)
-    nd = len(digits.rstrip("0")) or 1
-    if lower == "e":
-        return sign + _fmt_e(digits, dp, nd - 1, verb == "E")
-    if lower == "f":
-        return sign + _fmt_f(digits, dp, max(nd - dp, 0))
-    # %g: Go's formatDigits
-    p = nd if shortest else max(prec, 1)
-    eprec = p
-    if eprec > nd and nd >= dp:
-        eprec = nd
-    if shortest:
-        eprec = 6
-    exp = dp - 1
-    if exp < -4 or exp >= eprec:
-        return sign + _fmt_e(digits, dp, min(p, nd) - 1, verb == "G")
-    if p > dp:
-        p = nd
-    return sign + _fmt_f(digits, dp, max(p - dp, 0))
-
 
 # --- printf machinery -------------------------------------------------------------------------------------
 
@@ -154,7 +72,7 @@ def _fmt_int(n: int, verb: str, fl: _Flags) -> str:
     elif verb == "c":
         return _pad(_rune(n), fl)
     elif verb == "q":
-        return _pad(_quote_rune(n), fl)
+        return _pad(quote_rune(n, ascii_only=fl.plus), fl)
     elif verb == "U":
         out = f"U+{n % (1 << 64):04X}"
         if fl.sharp and 0 <= n <= 0x10FFFF and chr(n).isprintable():
@@ -179,16 +97,6 @@ def _rune(n: int) -> str:
     if 0 <= n <= 0x10FFFF and not 0xD800 <= n <= 0xDFFF:
         return chr(n)
     return "\ufffd"
-
-
-def _quote_rune(n: int) -> str:
-    ch = _rune(n)
-    if ch == "'":
-        return "'\\''"
-    if ch == '"':
-        return "'\"'"
-    inner = go_quote(ch)[1:-1]
-    return "'" + inner + "'"
 
 
 def _fmt_float(f: float, verb: str, fl: _Flags) -> str:

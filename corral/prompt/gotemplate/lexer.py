@@ -11,6 +11,9 @@ import enum
 import unicodedata
 from dataclasses import dataclass
 
+# strconv.Quote, as Go's parse errors quote tokens; re-exported for the executor, which imports it from here
+from corral.gocodec import quote as go_quote
+
 LEFT_DELIM = "{{"
 RIGHT_DELIM = "}}"
 LEFT_COMMENT = "/*"
@@ -95,32 +98,6 @@ class Token:
         return go_quote(self.val)
 
 
-def go_quote(s: str, *, ascii_only: bool = False) -> str:
-    """strconv.Quote: a double-quoted Go string literal with Go's escapes."""
-    out = ['"']
-    for ch in s:
-        code = ord(ch)
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif 0xD800 <= code <= 0xDFFF:
-            out.append("\\ufffd" if ascii_only else "\ufffd")  # invalid UTF-8 in Go decodes to U+FFFD
-        elif ch.isprintable() and (not ascii_only or code < 0x80):
-            out.append(ch)
-        elif ch in _SHORT_ESCAPES:
-            out.append(_SHORT_ESCAPES[ch])
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-_SHORT_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
-
-
 def go_rune_repr(ch: str) -> str:
     """fmt's %#U: ``U+0023 '#'`` (the quoted form only for printable runes)."""
     code = ord(ch)
@@ -149,8 +126,7 @@ class LexError(Exception):
 class Lexer:
     """Scans template text into tokens; see `tokenize`.
 
-    Line numbers are tracked the way Go's lexer tracks them (newlines inside comments are not counted, a Go
-    quirk) because parse errors report them.
+    Line numbers are tracked the way Go's lexer tracks them, because parse errors report them.
     """
 
     def __init__(self, text: str) -> None:
@@ -295,10 +271,12 @@ class Lexer:
         x = self.text.find(RIGHT_COMMENT, self.pos)
         if x < 0:
             raise self.error("unclosed comment")
-        self.pos = x + len(RIGHT_COMMENT)  # like Go, without counting the comment's newlines
+        self.pos = x + len(RIGHT_COMMENT)
         delim, trim = self.at_right_delim()
         if not delim:
             raise self.error("comment ends before closing delimiter")
+        # Go before 1.24 forgot the comment's newlines here, so later errors named too early a line.
+        self.line += self.text.count("\n", self.start, self.pos)
         self.this_item(T.COMMENT)
         if trim:
             self.pos += 2

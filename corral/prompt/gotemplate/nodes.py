@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from corral.prompt.gotemplate.lexer import go_quote
+from corral.gocodec import quote as go_quote
 
 
 class Node:

@@ -20,7 +20,7 @@ from typing import Any
 
 from corral.prompt.gotemplate.builtins import Func
 from corral.prompt.gotemplate.gofmt import format_value
-from corral.prompt.gotemplate.gojson import UnsupportedValueError, marshal
+from corral.prompt.gotemplate.gojson import UnsupportedTypeError, UnsupportedValueError, marshal
 from corral.prompt.gotemplate.values import Field, GoList, GoMap, GoStruct
 
 # --- template functions ---------------------------------------------------------------------------------
@@ -29,7 +29,7 @@ from corral.prompt.gotemplate.values import Field, GoList, GoMap, GoStruct
 def json_func(v: Any) -> str:
     try:
         return marshal(v)
-    except UnsupportedValueError:
+    except (UnsupportedValueError, UnsupportedTypeError):
         return ""  # Ollama discards Marshal's error and prints the nil result
 
 

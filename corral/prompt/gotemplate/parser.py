@@ -11,8 +11,9 @@ import math
 import re
 from collections.abc import Collection
 
+from corral.gocodec import quote as go_quote
 from corral.prompt.gotemplate.errors import TemplateSyntaxError
-from corral.prompt.gotemplate.lexer import T, Token, go_quote, tokenize
+from corral.prompt.gotemplate.lexer import T, Token, tokenize
 from corral.prompt.gotemplate.nodes import (
     ActionNode,
     BoolNode,

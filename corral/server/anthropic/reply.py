@@ -7,12 +7,12 @@ kind changes), one per tool call (its input sent whole, as one ``input_json_delt
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from corral.api.anthropic.messages import event, message, new_id, usage
+from corral.api.wire import dumps
 from corral.server.core.events import Delta, Done, Event
 from corral.server.core.stream import SSEEvent
 
@@ -37,7 +37,7 @@ class Blocks:
             i, self.calls = len(self.content) - 1, self.calls + 1
             out += [_sse("content_block_start", index=i, content_block={**self.content[-1], "input": {}}),
                     _sse("content_block_delta", index=i,
-                         delta={"type": "input_json_delta", "partial_json": json.dumps(args)}),
+                         delta={"type": "input_json_delta", "partial_json": dumps(args).decode()}),
                     _sse("content_block_stop", index=i)]
         return out
 

@@ -23,6 +23,7 @@ from corral.api.messages import Logprob, Message, ToolCall, ToolCallFunction
 from corral.api.openai.chat import ChatCompletionRequest, ChatMessage
 from corral.api.openai.common import SYSTEM_FINGERPRINT, Usage, new_id, openai_envelope, stop_list
 from corral.api.parse import parse_body
+from corral.api.wire import dumps
 from corral.server.core.chat import chat as core_chat
 from corral.server.core.events import Delta, Done, Event, Rendered
 from corral.server.core.fanout import interleave, pieces
@@ -130,7 +131,7 @@ def _name_of_call(messages: list[ChatMessage], call_id: str) -> str:
 
 def openai_tool_calls(calls: list[ToolCall]) -> list[dict[str, Any]]:
     return [{"id": c.id, "index": c.function.index, "type": "function",
-             "function": {"name": c.function.name, "arguments": json.dumps(c.function.arguments)}} for c in calls]
+             "function": {"name": c.function.name, "arguments": dumps(c.function.arguments).decode()}} for c in calls]
 
 
 def _logprobs(items: list[Logprob] | None) -> dict[str, Any] | None:

@@ -1,0 +1,3 @@
+module corral.test/gocodec
+
+go 1.19
