@@ -37,20 +37,6 @@ def test_run_with_piped_stdin_uses_it_as_the_prompt(server: CorralServer) -> Non
     assert done.stdout.strip() and ">>>" not in done.stdout
 
 
-def test_run_interactive_on_a_terminal(server: CorralServer) -> None:
-    leader, follower = os.openpty()  # stdin is a terminal: the chat loop runs
-    try:
-        os.write(leader, b"Hello there\nAnd again\n/bye\n")
-        env = {**os.environ, "OLLAMA_HOST": server.host, "NO_PROXY": "127.0.0.1,localhost"}
-        done = subprocess.run([sys.executable, "-m", "corral", "run", "deepseek-coder"], env=env,
-                              stdin=follower, capture_output=True, text=True, timeout=300)
-    finally:
-        os.close(leader)
-        os.close(follower)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.count(">>> ") == 3  # two questions answered, then /bye
-
-
 def test_ps_and_stop(server: CorralServer) -> None:
     server.unload_all()  # ps names a runner after the model that loaded it: deepseek-coder shares smollm2's blob
     corral(server.host, "run", "deepseek-coder", "Hi")

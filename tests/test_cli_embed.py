@@ -76,8 +76,8 @@ def test_run_prints_the_vector_as_one_json_array(server: CorralServer, embed_mod
     assert raw.status_code == 200, raw.text
     assert '"embeddings":[' + out.strip() + "]" in raw.text
 
-    # Piped text works as for a chat model.
-    piped = corral(server.host, "run", embed_model, stdin="The sky is blue because of Rayleigh scattering.\n")
+    # Piped text works as for a chat model (put before the words unchanged, as Ollama does: no newline here)
+    piped = corral(server.host, "run", embed_model, stdin="The sky is blue because of Rayleigh scattering.")
     assert piped.returncode == 0, piped.stderr
     assert _vector(piped.stdout) == vector
 
@@ -99,7 +99,8 @@ def test_dimensions_and_truncate_flags(server: CorralServer, embed_model: str) -
 
 def test_run_without_text_says_an_embedding_model_needs_it(server: CorralServer, embed_model: str) -> None:
     done = corral(server.host, "run", embed_model, stdin="")
-    assert done.returncode == 0 and done.stdout == ""  # empty piped input: nothing to do, as before
+    # empty piped input is no text either, as Ollama's CLI has it
+    assert done.returncode == 1 and "embedding models require input text" in done.stderr
     leader, follower = os.openpty()  # a terminal: Ollama's CLI refuses instead of starting a chat
     try:
         env = {**os.environ, "OLLAMA_HOST": server.host, "NO_PROXY": "127.0.0.1,localhost"}
