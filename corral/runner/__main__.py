@@ -7,10 +7,8 @@ and serves until that socket closes.
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import sys
-import threading
 
 from corral.runner import protocol
 
@@ -30,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     sock = socket.socket(fileno=args.fd)
 
     from corral.runner.engine import Engine, LoadOptions
-    from corral.runner.loop import Runner
+    from corral.runner.loop import serve
 
     opts = LoadOptions(model_path=args.model, n_ctx=args.ctx_size, n_parallel=args.parallel,
                        n_batch=args.batch_size, n_threads=args.threads, use_mmap=not args.no_mmap,
@@ -40,12 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         sock.sendall(protocol.encode({"kind": "error", "id": "", "error": str(exc)}))
         return 1
-    runner = Runner(engine, sock)
-    runner.send({"kind": "ready", "pid": os.getpid(), "n_ctx": engine.n_ctx_slot, "n_slots": engine.n_slots,
-                 "n_ctx_train": engine.n_ctx_train, "n_vocab": engine.n_vocab, "n_batch": engine.n_batch})
-    threading.Thread(target=runner.reader, name="channel-reader", daemon=True).start()
-    runner.run()
-    return 0
+    return serve(engine, sock)
 
 
 if __name__ == "__main__":

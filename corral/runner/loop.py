@@ -386,3 +386,13 @@ class Runner:
         else:
             r.next_token = token
 
+
+def serve(engine: Engine, sock: socket.socket) -> int:
+    """Run a loaded engine on its channel until the channel closes: say ready, read on a thread, decode here.
+    (The real runner's entry point and the fake one's share it.)"""
+    runner = Runner(engine, sock)
+    runner.send({"kind": "ready", "pid": os.getpid(), "n_ctx": engine.n_ctx_slot, "n_slots": engine.n_slots,
+                 "n_ctx_train": engine.n_ctx_train, "n_vocab": engine.n_vocab, "n_batch": engine.n_batch})
+    threading.Thread(target=runner.reader, name="channel-reader", daemon=True).start()
+    runner.run()
+    return 0

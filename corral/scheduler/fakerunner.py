@@ -19,13 +19,12 @@ Loading takes no time and no memory, and the ``--model`` file is not read.
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import sys
 import threading
 from typing import Any
 
-from corral.runner.loop import Runner
+from corral.runner.loop import serve
 
 BOS, EOG, OFFSET = 1, 2, 3
 N_EMBD = 8
@@ -164,12 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=512)
     args, _ = p.parse_known_args(argv)  # threads, mmap, adapters, embedding: nothing to do without a model
     engine = FakeEngine(args.ctx_size, args.parallel, args.batch_size)
-    runner = Runner(engine, socket.socket(fileno=args.fd))  # type: ignore[arg-type]
-    runner.send({"kind": "ready", "pid": os.getpid(), "n_ctx": engine.n_ctx_slot, "n_slots": engine.n_slots,
-                 "n_ctx_train": engine.n_ctx_train, "n_vocab": engine.n_vocab, "n_batch": engine.n_batch})
-    threading.Thread(target=runner.reader, name="channel-reader", daemon=True).start()
-    runner.run()
-    return 0
+    return serve(engine, socket.socket(fileno=args.fd))  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":
