@@ -112,6 +112,14 @@ def put(out: dict[str, Any], key: str, value: Any) -> None:
 # --- field checks shared by generate and chat -----------------------------------------------
 
 
+def check_top_logprobs(value: int | None) -> int | None:
+    """0 to 20 alternatives per token, checked when a request is read (on /v1 too: a value passed on
+    unchecked into the native request failed there as a 500)."""
+    if value is not None and not 0 <= value <= 20:
+        raise api_error(top_logprobs_range().message)
+    return value
+
+
 def check_think(value: Any) -> bool | str | None:
     """``think``: a bool, or one of Ollama's levels; other strings get Ollama's 400 text."""
     if value is None or isinstance(value, bool):
@@ -179,9 +187,4 @@ class InferenceRequest(RequestModel):
     def _check_think(cls, value: Any) -> Any:
         return check_think(value)
 
-    @field_validator("top_logprobs")
-    @classmethod
-    def _check_top_logprobs(cls, value: int) -> int:
-        if not 0 <= value <= 20:
-            raise api_error(top_logprobs_range().message)
-        return value
+    _check_top_logprobs = field_validator("top_logprobs")(check_top_logprobs)

@@ -15,6 +15,9 @@ from corral.scheduler.scheduler import ModelRef, Scheduler
 from corral.store.models import LocalModel, Store
 
 MAX_THREADS = 512  # GGML_MAX_N_THREADS
+# An embedding runner packs up to 64 inputs into one decode (corral.runner.engine.EMBED_SEQS), with a batch as
+# large as its context; llama.cpp aborts creating a context whose batch cannot hold one output per sequence.
+EMBED_MIN_CTX = 64
 
 
 @dataclass
@@ -40,7 +43,7 @@ class ServerState:
         n_train = int(meta.context_length) if meta is not None and meta.context_length else 0
         if n_train:
             num_ctx = min(num_ctx, n_train)  # Ollama caps num_ctx at the trained context
-        num_ctx = max(num_ctx, 4)
+        num_ctx = max(num_ctx, EMBED_MIN_CTX if embedding else 4)
         num_thread = int(load.get("num_thread") or 0)
         if not 0 <= num_thread <= MAX_THREADS:
             # llama.cpp's thread pool holds at most 512; more crashed the runner (after the model's runner had

@@ -10,6 +10,11 @@ The output is written to a temporary file inside ``blobs/`` (named so that start
 it after a crash), checked to be a GGUF of the wanted type, hashed, fsynced and renamed to its
 digest: a reader sees a whole blob or none.
 
+The child dies with the server: a server killed with SIGKILL cannot stop it, and a quantizer left running
+would go on for minutes, on every core, writing into a store that the restarted server already uses. On
+Linux the kernel kills it at once (``PR_SET_PDEATHSIG``); elsewhere it exits at its next progress line,
+when the pipe to the server is broken.
+
 Names are Ollama's (``ParseFileType``: ``q4_K_M`` in any case, ``Q4_K`` for ``Q4_K_M``), plus the
 other llama.cpp types that need no importance matrix; only F16, BF16 and F32 sources can be
 quantized, as in Ollama.
@@ -96,8 +101,10 @@ def quantize_file(src: str | Path, dst: str | Path, ftype: int, *, progress: Pro
                   nthread: int = 0) -> None:
     """Run llama.cpp's quantizer on ``src`` into ``dst`` in a child process; raise :class:`QuantizeFailed`."""
     read_fd, write_fd = os.pipe()
+    # The parent's pid, for the child to notice a parent that died before it could ask to die with it. (The
+    # calling thread waits here until the child ends, so the death signal, tied to that thread, stays armed.)
     cmd = [sys.executable, "-m", "corral.store.quantize", str(src), str(dst), str(ftype), str(nthread),
-           str(write_fd)]
+           str(write_fd), str(os.getpid())]
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, pass_fds=(write_fd,))
@@ -171,14 +178,36 @@ def quantize_blob(blobs: BlobStore, digest: str, target: str, *, progress: Progr
 # --- the child process ---------------------------------------------------------------------------
 
 
+def _die_with_parent(parent: int | None) -> None:
+    """Ask the kernel for SIGKILL when the parent dies (Linux), and exit if it already has."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
+
+
 def _child(argv: list[str]) -> int:
     import ctypes
+
+    _die_with_parent(int(argv[5]) if len(argv) > 5 else None)
 
     import llama_cpp as ll
 
     src, dst, ftype, nthread, fd = argv[0], argv[1], int(argv[2]), int(argv[3]), int(argv[4])
     out = os.fdopen(fd, "wb", buffering=0)
     state = {"total": 0}
+
+    def report(line: str) -> None:
+        try:
+            out.write(line.encode())
+        except OSError:
+            os._exit(1)  # the server is gone (an exception would be swallowed inside llama.cpp's callback)
 
     @ll.llama_log_callback
     def _log(level: int, text: bytes, _user: object) -> None:
@@ -187,7 +216,7 @@ def _child(argv: list[str]) -> int:
             # llama.cpp announces tensor i before quantizing it: i - 1 are done.
             done, total = int(match.group(1)), int(match.group(2))
             state["total"] = total
-            out.write(f"{done - 1} {total}\n".encode())
+            report(f"{done - 1} {total}\n")
         elif level in (3, 4):  # GGML_LOG_LEVEL_WARN, GGML_LOG_LEVEL_ERROR: keep for the parent's message
             os.write(2, text)
 
@@ -198,7 +227,7 @@ def _child(argv: list[str]) -> int:
     params.nthread = nthread
     rc = ll.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params))
     if rc == 0 and state["total"]:
-        out.write(f"{state['total']} {state['total']}\n".encode())
+        report(f"{state['total']} {state['total']}\n")
     out.close()
     return 0 if rc == 0 else 1
 

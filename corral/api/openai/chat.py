@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from corral.api._base import RequestModel
+from corral.api._base import RequestModel, check_top_logprobs
 from corral.api.messages import Tool
 from corral.api.openai.common import OllamaExtras, StreamOptions, check_n
 
@@ -103,3 +103,5 @@ class ChatCompletionRequest(OllamaExtras):
     debug_render_only: bool = Field(default=False, validation_alias="_debug_render_only")
 
     _check_n = field_validator("n")(check_n)
+
+    _check_top_logprobs = field_validator("top_logprobs")(check_top_logprobs)

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from corral.api._base import api_error
+from corral.api._base import api_error, check_top_logprobs
 from corral.api.openai.common import OllamaExtras, StreamOptions, check_n
 
 __all__ = ["CompletionRequest", "EmbeddingRequest"]
@@ -29,6 +29,8 @@ class CompletionRequest(OllamaExtras):
     echo: bool = False
     n: int = 1
     debug_render_only: bool = Field(default=False, validation_alias="_debug_render_only")
+
+    _check_logprobs = field_validator("logprobs")(check_top_logprobs)  # the number of alternatives
 
     @field_validator("prompt", mode="before")
     @classmethod

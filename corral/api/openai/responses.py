@@ -12,8 +12,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from corral.api._base import RequestModel, api_error
-from corral.api.errors import top_logprobs_range
+from corral.api._base import RequestModel, api_error, check_top_logprobs
 from corral.api.openai.common import OllamaExtras
 
 __all__ = [
@@ -177,9 +176,4 @@ class ResponsesRequest(OllamaExtras):
             raise api_error('invalid value for field "input": expected string or array')
         return value
 
-    @field_validator("top_logprobs")
-    @classmethod
-    def _check_top_logprobs(cls, value: int | None) -> int | None:
-        if value is not None and not 0 <= value <= 20:
-            raise api_error(top_logprobs_range().message)
-        return value
+    _check_top_logprobs = field_validator("top_logprobs")(check_top_logprobs)
