@@ -16,7 +16,8 @@ subpackage) reads no environment and opens nothing; ``corral._client`` is that c
 ``from corral._types import ...``, ``corral._utils`` and ``from corral._client import ...`` find the
 modules that ``ollama._types``, ``ollama._utils`` and ``ollama._client`` name, for code written against them.
 
-Beyond ollama-python: ``stop(model)`` unloads a model; ``create_blob`` is also module-level; streams
+Beyond ollama-python: ``stop(model)`` unloads a model; ``tokenize(model, content)`` and
+``detokenize(model, tokens)`` use the model's own tokenizer; ``create_blob`` is also module-level; streams
 can be closed (or used in ``with``) to abort the request, and the server stops generating; an
 unreachable server raises the same ``ConnectionError`` on streaming calls as on the others; functions
 given as tools keep ``items``, ``enum`` and nested objects, in a stable order. The ``timeout`` is
@@ -35,6 +36,7 @@ from corral.client import (
     AsyncStream,
     ChatResponse,
     Client,
+    DetokenizeResponse,
     EmbeddingsResponse,
     EmbedResponse,
     GenerateResponse,
@@ -62,6 +64,7 @@ from corral.client import (
     SystemOneScoreAnswer,
     SystemOneScoreQuestion,
     SystemOneUsage,
+    TokenizeResponse,
     Tool,
     WebFetchResponse,
     WebSearchResponse,
@@ -78,6 +81,7 @@ _FUNCTIONS = (
     "create",
     "create_blob",
     "delete",
+    "detokenize",
     "embed",
     "embeddings",
     "generate",
@@ -88,6 +92,7 @@ _FUNCTIONS = (
     "show",
     "stop",
     "systemone",
+    "tokenize",
     "web_fetch",
     "web_search",
 )
@@ -97,6 +102,7 @@ __all__ = [
     "AsyncStream",
     "ChatResponse",
     "Client",
+    "DetokenizeResponse",
     "EmbedResponse",
     "EmbeddingsResponse",
     "GenerateResponse",
@@ -124,6 +130,7 @@ __all__ = [
     "SystemOneScoreAnswer",
     "SystemOneScoreQuestion",
     "SystemOneUsage",
+    "TokenizeResponse",
     "Tool",
     "WebFetchResponse",
     "WebSearchResponse",
@@ -133,6 +140,7 @@ __all__ = [
     "create",
     "create_blob",
     "delete",
+    "detokenize",
     "embed",
     "embeddings",
     "generate",
@@ -143,6 +151,7 @@ __all__ = [
     "show",
     "stop",
     "systemone",
+    "tokenize",
     "web_fetch",
     "web_search",
 ]
@@ -155,6 +164,7 @@ if TYPE_CHECKING:
     create = _client.create
     create_blob = _client.create_blob
     delete = _client.delete
+    detokenize = _client.detokenize
     embed = _client.embed
     embeddings = _client.embeddings
     generate = _client.generate
@@ -165,6 +175,7 @@ if TYPE_CHECKING:
     show = _client.show
     stop = _client.stop
     systemone = _client.systemone
+    tokenize = _client.tokenize
     web_fetch = _client.web_fetch
     web_search = _client.web_search
 

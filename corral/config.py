@@ -44,6 +44,35 @@ def _int(env: dict[str, str], key: str, default: int) -> int:
 
 
 
+TRACE = 5  # below logging.DEBUG, as Ollama's slog trace level sits below debug
+logging.addLevelName(TRACE, "TRACE")
+
+
+def log_level(value: str) -> int:
+    """``OLLAMA_DEBUG`` as Ollama reads it: a boolean (true: debug), else an integer that steps the level down
+    by one for each unit (1 debug, 2 trace; a negative one steps it up: -1 warnings only)."""
+    v = value.strip().strip("\"'").strip()
+    if not v:
+        return logging.INFO
+    if v.lower() in ("1", "t", "true", "yes", "on"):
+        return logging.DEBUG
+    if v.lower() in ("0", "f", "false", "no", "off"):
+        return logging.INFO
+    try:
+        steps = int(v)
+    except ValueError:
+        return logging.INFO
+    return {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}.get(
+        steps, TRACE if steps > 1 else logging.ERROR)
+
+
+def parse_api_keys(text: str) -> list[str]:
+    """Keys from ``CORRAL_API_KEYS`` (comma-separated) or a keys file (one a line); blank lines and lines
+    that start with ``#`` are skipped."""
+    lines = (line.strip() for line in text.replace(",", "\n").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
 def parse_host(value: str) -> tuple[str, int]:
     """``OLLAMA_HOST`` as the server binds it: host, host:port, :port, scheme://host:port/path."""
     v = value.strip().strip("\"'")
@@ -89,7 +118,10 @@ class Settings:
     max_queue: int = 512
     load_timeout: float = 300.0
     noprune: bool = False
-    debug: bool = False
+    log_level: int = logging.INFO  # OLLAMA_DEBUG
+    log_format: str = "text"  # corral: CORRAL_LOG_FORMAT=json writes one JSON object a line
+    api_keys: list[str] = field(default_factory=list, repr=False)  # corral: CORRAL_API_KEYS
+    api_keys_file: Path | None = None  # corral: CORRAL_API_KEYS_FILE, reread when it changes
     max_memory: int | None = None  # corral: cap on what the scheduler treats as available memory
     bundled: bool = True  # corral: import the bundled models into the store at start-up
     registry: str = ""  # corral: CORRAL_REGISTRY serves registry.ollama.ai names from this registry instead
@@ -112,19 +144,33 @@ class Settings:
             max_queue=max(1, _int(e, "OLLAMA_MAX_QUEUE", 512)),
             load_timeout=load_timeout if load_timeout > 0 else math.inf,
             noprune=_bool(e, "OLLAMA_NOPRUNE"),
-            debug=_bool(e, "OLLAMA_DEBUG"),
+            log_level=log_level(_raw(e, "OLLAMA_DEBUG")),
+            log_format="json" if _raw(e, "CORRAL_LOG_FORMAT").lower() == "json" else "text",
+            api_keys=parse_api_keys(_raw(e, "CORRAL_API_KEYS")),
+            api_keys_file=Path(keys_file).expanduser() if (keys_file := _raw(e, "CORRAL_API_KEYS_FILE")) else None,
             max_memory=parse_bytes(_raw(e, "CORRAL_MAX_MEMORY")),
             bundled=not _bool(e, "CORRAL_NO_BUNDLED"),
             registry=_raw(e, "CORRAL_REGISTRY"),
         )
 
+    @property
+    def debug(self) -> bool:
+        return self.log_level <= logging.DEBUG
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_keys) or self.api_keys_file is not None
+
     def as_env_map(self) -> dict[str, object]:
-        """What the server logs at start-up, as Ollama logs its config map."""
+        """What the server logs at start-up, as Ollama logs its config map (the keys themselves never)."""
         return {
             "OLLAMA_HOST": f"http://{self.host}:{self.port}", "OLLAMA_MODELS": str(self.models),
             "OLLAMA_ORIGINS": self.origins, "OLLAMA_KEEP_ALIVE": self.keep_alive,
             "OLLAMA_CONTEXT_LENGTH": self.context_length, "OLLAMA_NUM_PARALLEL": self.num_parallel,
             "OLLAMA_MAX_LOADED_MODELS": self.max_loaded_models, "OLLAMA_MAX_QUEUE": self.max_queue,
             "OLLAMA_LOAD_TIMEOUT": self.load_timeout, "OLLAMA_NOPRUNE": self.noprune,
-            "OLLAMA_DEBUG": self.debug, "CORRAL_MAX_MEMORY": self.max_memory, "CORRAL_REGISTRY": self.registry,
+            "OLLAMA_DEBUG": logging.getLevelName(self.log_level), "CORRAL_MAX_MEMORY": self.max_memory,
+            "CORRAL_REGISTRY": self.registry,
+            "CORRAL_API_KEYS": f"{len(self.api_keys)} key(s)" if self.api_keys else "",
+            "CORRAL_API_KEYS_FILE": str(self.api_keys_file or ""), "CORRAL_LOG_FORMAT": self.log_format,
         }

@@ -45,7 +45,7 @@ def bad(model_cls: type, raw: bytes) -> str:
 def test_all_matches_public_names() -> None:
     public = {n for n in dir(corral.api) if not n.startswith("_")}
     modules = {"chat", "duration", "embed", "errors", "generate", "golden", "messages", "models", "options"}
-    modules |= {"parse", "wire", "annotations", "openai", "anthropic"}
+    modules |= {"parse", "tokens", "wire", "annotations", "openai", "anthropic"}
     assert set(corral.api.__all__) == public - modules
     assert sorted(corral.api.__all__, key=str.lower) == sorted(set(corral.api.__all__), key=str.lower)
 

@@ -424,6 +424,9 @@ chat = obj({**inference, "tools": tools}, {"model": models, "messages": messages
 embed = obj({"truncate": st.booleans(), "dimensions": ints, "options": options, "keep_alive": durations},
             {"model": models, "input": st.one_of(strings, lists(strings))})
 embeddings = obj({"options": options, "keep_alive": durations}, {"model": models, "prompt": strings})
+tokenize = obj({"options": options, "keep_alive": durations, "media_type": texts},
+               {"model": models, "content": strings})
+detokenize = obj({"options": options, "keep_alive": durations}, {"model": models, "tokens": contexts})
 show = obj({"name": names, "verbose": st.booleans(), "system": texts, "template": texts, "options": options},
            {"model": models})
 digests = weighted((2, st.sampled_from(["sha256:" + "0" * 64, "sha256-" + "a" * 64, "sha256:" + "A" * 64, "sha256:",
@@ -506,6 +509,7 @@ def hostile_bodies(draw: st.DrawFn, route: str, shape: st.SearchStrategy[dict[st
 MAX_TOKENS = {"/v1/chat/completions": ("max_tokens", "max_completion_tokens"), "/v1/completions": ("max_tokens",),
               "/v1/responses": ("max_output_tokens",), "/v1/messages": ("max_tokens",)}
 INFERENCE = {"/api/generate", "/api/chat", "/api/embed", "/api/embeddings", "/api/show", *MAX_TOKENS,
+             "/api/tokenize", "/api/detokenize",
              "/v1/embeddings", "/v1/messages/count_tokens"}
 
 
@@ -711,6 +715,8 @@ JSON_ROUTES: dict[str, tuple[str, st.SearchStrategy[Any]]] = {
     "/api/chat": ("POST", chat),
     "/api/embed": ("POST", embed),
     "/api/embeddings": ("POST", embeddings),
+    "/api/tokenize": ("POST", tokenize),
+    "/api/detokenize": ("POST", detokenize),
     "/api/show": ("POST", show),
     "/api/create": ("POST", create),
     "/api/copy": ("POST", copy),

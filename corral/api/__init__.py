@@ -70,6 +70,7 @@ from corral.api.options import (
     validate_options,
 )
 from corral.api.parse import parse_body, parse_json
+from corral.api.tokens import DetokenizeRequest, DetokenizeResponse, TokenizeRequest, TokenizeResponse
 from corral.gocodec import Float32, Float32Array, dumps, format_time, ndjson_line
 from corral.gocodec import quote as go_quote
 
@@ -87,6 +88,8 @@ __all__ = [
     "CreateRequest",
     "DebugInfo",
     "DeleteRequest",
+    "DetokenizeRequest",
+    "DetokenizeResponse",
     "EmbedRequest",
     "EmbedResponse",
     "EmbeddingsRequest",
@@ -116,6 +119,8 @@ __all__ = [
     "ShowResponse",
     "Tensor",
     "TokenLogprob",
+    "TokenizeRequest",
+    "TokenizeResponse",
     "Tool",
     "ToolCall",
     "ToolCallFunction",

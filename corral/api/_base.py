@@ -151,7 +151,23 @@ def check_keep_alive(value: Any) -> float | None:
         raise api_error(exc.message) from None
 
 
-class InferenceRequest(RequestModel):
+class LoadRequest(RequestModel):
+    """What every request that runs a model may carry: its load and sampling ``options``, and how long the
+    model stays loaded after it (``keep_alive``, decoded to seconds: ``None`` absent, ``math.inf`` forever)."""
+
+    keep_alive: float | None = None
+    options: dict[str, Any] | None = None
+
+    _check_keep_alive = field_validator("keep_alive", mode="before")(check_keep_alive)
+
+
+class ModelRequest(LoadRequest):
+    """A request that names the model it runs."""
+
+    model: str = ""
+
+
+class InferenceRequest(ModelRequest):
     """Fields generate and chat share, with Ollama's defaults (``stream``, ``truncate``, ``shift`` on).
 
     ``keep_alive`` is decoded to seconds (``None`` absent, ``math.inf`` forever); ``format`` to
@@ -160,11 +176,8 @@ class InferenceRequest(RequestModel):
     known, since Ollama answers 404 for an unknown model before it looks at options.
     """
 
-    model: str = ""
     stream: bool = True
     format: str | dict[str, Any] | None = None
-    keep_alive: float | None = None
-    options: dict[str, Any] | None = None
     think: bool | str | None = None
     truncate: bool = True
     shift: bool = True
@@ -176,11 +189,6 @@ class InferenceRequest(RequestModel):
     @classmethod
     def _check_format(cls, value: Any) -> Any:
         return check_format(value)
-
-    @field_validator("keep_alive", mode="before")
-    @classmethod
-    def _check_keep_alive(cls, value: Any) -> Any:
-        return check_keep_alive(value)
 
     @field_validator("think", mode="before")
     @classmethod

@@ -6,22 +6,19 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from corral.api._base import RequestModel, ResponseModel, api_error, check_keep_alive, put
+from corral.api._base import ModelRequest, ResponseModel, api_error, put
 from corral.api.errors import invalid_input_type
 from corral.gocodec import Float32Array
 
 __all__ = ["EmbedRequest", "EmbedResponse", "EmbeddingsRequest", "EmbeddingsResponse"]
 
 
-class EmbedRequest(RequestModel):
+class EmbedRequest(ModelRequest):
     """``input`` is a string or a list of strings; anything else is Ollama's ``invalid input type``."""
 
-    model: str = ""
     input: str | list[str] | None = None
-    keep_alive: float | None = None
     truncate: bool = True
     dimensions: int = 0
-    options: dict[str, Any] | None = None
 
     @field_validator("input", mode="before")
     @classmethod
@@ -30,11 +27,6 @@ class EmbedRequest(RequestModel):
             return value
         raise api_error(invalid_input_type().message)
 
-    @field_validator("keep_alive", mode="before")
-    @classmethod
-    def _check_keep_alive(cls, value: Any) -> Any:
-        return check_keep_alive(value)
-
     def inputs(self) -> list[str]:
         """The texts to embed. An empty string, like an absent input, embeds nothing (load only)."""
         if isinstance(self.input, str):
@@ -42,18 +34,10 @@ class EmbedRequest(RequestModel):
         return list(self.input or [])
 
 
-class EmbeddingsRequest(RequestModel):
+class EmbeddingsRequest(ModelRequest):
     """Legacy single embedding; an empty ``prompt`` only loads the model."""
 
-    model: str = ""
     prompt: str = ""
-    keep_alive: float | None = None
-    options: dict[str, Any] | None = None
-
-    @field_validator("keep_alive", mode="before")
-    @classmethod
-    def _check_keep_alive(cls, value: Any) -> Any:
-        return check_keep_alive(value)
 
 
 class EmbedResponse(ResponseModel):

@@ -47,6 +47,7 @@ OPTION_TYPES: dict[str, OptionType] = {
     "use_mmap": "bool",
     "num_thread": "int",
     "draft_num_predict": "int",
+    "num_parallel": "int",  # corral: a model's slots (Modelfile PARAMETER num_parallel; OLLAMA_NUM_PARALLEL else)
     # runtime: per request
     "num_keep": "int",
     "seed": "int",
@@ -63,7 +64,8 @@ OPTION_TYPES: dict[str, OptionType] = {
     "stop": "strings",
 }
 
-LOAD_OPTIONS = frozenset({"num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread", "draft_num_predict"})
+LOAD_OPTIONS = frozenset({"num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread", "draft_num_predict",
+                          "num_parallel"})
 RUNTIME_OPTIONS = frozenset(OPTION_TYPES) - LOAD_OPTIONS
 
 DEPRECATED_OPTIONS = frozenset(
@@ -120,6 +122,7 @@ class Options(BaseModel):
     use_mmap: bool | None = None
     num_thread: int | None = None
     draft_num_predict: int | None = None
+    num_parallel: int | None = None
     num_keep: int | None = None
     seed: int | None = None
     num_predict: int | None = None

@@ -6,10 +6,10 @@ functions; ``corral.client`` is the same API without them, for corral's own CLI.
 Layout (private modules; the public names are the ones below):
 
 - ``_sync`` ``Client`` and ``_async`` ``AsyncClient``, each put together from ``_*_inference`` (generate,
-  chat, embed, embeddings, systemone) and ``_*_models`` (pull, push, create, create_blob, list, delete,
-  copy, show, ps, stop) on ``_transport`` (requests, streams, errors); ``_base`` is what both share
-  (construction from the environment, argument normalization), ``_host`` the ``OLLAMA_HOST`` parser,
-  ``_stream`` the closable ``Stream``/``AsyncStream``;
+  chat, embed, embeddings, tokenize, detokenize, systemone) and ``_*_models`` (pull, push, create,
+  create_blob, list, delete, copy, show, ps, stop) on ``_transport`` (requests, streams, errors); ``_base``
+  is what both share (construction from the environment, argument normalization), ``_host`` the
+  ``OLLAMA_HOST`` parser, ``_stream`` the closable ``Stream``/``AsyncStream``;
 - ``_types`` gathers the wire models from ``_options``, ``_image``, ``_messages``, ``_requests``,
   ``_responses`` and ``_systemone`` on ``_model``'s ``SubscriptableBaseModel``; ``_errors`` holds the
   two exceptions; ``_utils`` turns Python functions into tools;
@@ -22,6 +22,7 @@ from corral.client._errors import RequestError, ResponseError
 from corral.client._stream import AsyncStream, Stream
 from corral.client._types import (
     ChatResponse,
+    DetokenizeResponse,
     EmbeddingsResponse,
     EmbedResponse,
     GenerateResponse,
@@ -46,6 +47,7 @@ from corral.client._types import (
     SystemOneScoreAnswer,
     SystemOneScoreQuestion,
     SystemOneUsage,
+    TokenizeResponse,
     Tool,
     WebFetchResponse,
     WebSearchResponse,
@@ -59,6 +61,7 @@ __all__ = [
     "BaseClient",
     "ChatResponse",
     "Client",
+    "DetokenizeResponse",
     "EmbedResponse",
     "EmbeddingsResponse",
     "GenerateResponse",
@@ -86,6 +89,7 @@ __all__ = [
     "SystemOneScoreAnswer",
     "SystemOneScoreQuestion",
     "SystemOneUsage",
+    "TokenizeResponse",
     "Tool",
     "WebFetchResponse",
     "WebSearchResponse",

@@ -1,4 +1,5 @@
-"""``AsyncClient``'s inference methods: ``generate``, ``chat``, ``embed``, ``embeddings``, ``systemone``."""
+"""``AsyncClient``'s inference methods: ``generate``, ``chat``, ``embed``, ``embeddings``, ``tokenize``,
+``detokenize``, ``systemone``."""
 
 from __future__ import annotations
 
@@ -17,15 +18,19 @@ from corral.client._base import (
 from corral.client._options import Format, KeepAlive, Think
 from corral.client._requests import (
     ChatRequest,
+    DetokenizeRequest,
     EmbeddingsRequest,
     EmbedRequest,
     GenerateRequest,
+    TokenizeRequest,
 )
 from corral.client._responses import (
     ChatResponse,
+    DetokenizeResponse,
     EmbeddingsResponse,
     EmbedResponse,
     GenerateResponse,
+    TokenizeResponse,
 )
 from corral.client._stream import AsyncStream
 from corral.client._systemone import SystemOneContent, SystemOneQuestion, SystemOneRequest, SystemOneResponse
@@ -294,6 +299,32 @@ class AsyncInference(AsyncTransport):
         request = EmbeddingsRequest(model=model, prompt=prompt, options=options, keep_alive=keep_alive)
         return await self._request(
             EmbeddingsResponse, "POST", "/api/embeddings", json=request.model_dump(exclude_none=True)
+        )
+
+    async def tokenize(
+        self,
+        model: str = "",
+        content: str = "",
+        options: OptionsArg | None = None,
+        keep_alive: KeepAlive | None = None,
+    ) -> TokenizeResponse:
+        """The model's token ids for ``content`` (POST /api/tokenize), as its generation would see the text."""
+        request = TokenizeRequest(model=model, content=content, options=options, keep_alive=keep_alive)
+        return await self._request(
+            TokenizeResponse, "POST", "/api/tokenize", json=request.model_dump(exclude_none=True)
+        )
+
+    async def detokenize(
+        self,
+        model: str = "",
+        tokens: Sequence[int] = (),
+        options: OptionsArg | None = None,
+        keep_alive: KeepAlive | None = None,
+    ) -> DetokenizeResponse:
+        """The text of the model's token ids ``tokens`` (POST /api/detokenize)."""
+        request = DetokenizeRequest(model=model, tokens=list(tokens), options=options, keep_alive=keep_alive)
+        return await self._request(
+            DetokenizeResponse, "POST", "/api/detokenize", json=request.model_dump(exclude_none=True)
         )
 
     async def systemone(

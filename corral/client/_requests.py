@@ -133,6 +133,28 @@ class EmbeddingsRequest(BaseRequest):
     "How long the model stays loaded after this request."
 
 
+class TokenizeRequest(BaseRequest):
+    content: str
+    "Text to turn into the model's token ids."
+
+    options: Mapping[str, Any] | Options | None = None
+    "Model options for this request (load options pick the runner)."
+
+    keep_alive: KeepAlive | None = None
+    "How long the model stays loaded after this request."
+
+
+class DetokenizeRequest(BaseRequest):
+    tokens: Sequence[int]
+    "Token ids to turn back into text."
+
+    options: Mapping[str, Any] | Options | None = None
+    "Model options for this request (load options pick the runner)."
+
+    keep_alive: KeepAlive | None = None
+    "How long the model stays loaded after this request."
+
+
 class PullRequest(BaseStreamableRequest):
     insecure: bool | None = None
     "Allow plain HTTP and unverified TLS to the registry."

@@ -109,6 +109,20 @@ class EmbeddingsResponse(SubscriptableBaseModel):
     "The embedding of the prompt."
 
 
+class TokenizeResponse(BaseGenerateResponse):
+    """A ``tokenize`` response (corral's ``/api/tokenize``, after Ollama's proposal ollama/ollama#12030)."""
+
+    tokens: Sequence[int]
+    "The content's token ids, a BOS included where the model's generation adds one."
+
+
+class DetokenizeResponse(BaseGenerateResponse):
+    """A ``detokenize`` response (corral's ``/api/detokenize``)."""
+
+    content: str
+    "The tokens' text."
+
+
 class ModelDetails(SubscriptableBaseModel):
     parent_model: str | None = None
     format: str | None = None

@@ -164,6 +164,7 @@ class Runner:
             eng.seq_clear(slot.seq)
         slot.cached = slot.cached[:keep]
         slot.request = r
+        r.t_placed = time.perf_counter()
         r.n_past = keep
         r.n_cached = keep
         r.pending = r.prompt[keep:]
@@ -200,6 +201,7 @@ class Runner:
             "prompt_eval_duration": int((t_first - r.t_start) * 1e9),
             "eval_count": len(r.generated),
             "eval_duration": int((now - t_first) * 1e9),
+            "queue_duration": int((max(r.t_placed, r.t_start) - r.t_start) * 1e9),
             "prompt_tokens": r.prompt, "tokens": r.generated,
         }
         if not r.stream:

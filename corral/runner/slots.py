@@ -33,6 +33,7 @@ class Request:
     stops: StopMatcher | None = None
     t_submit: float = field(default_factory=time.perf_counter)
     t_start: float = 0.0
+    t_placed: float = 0.0  # when it got a slot (the wait before is the server's queue-wait metric)
     t_first: float = 0.0
     cancel_at: int | None = None  # len(generated) when the cancel arrived
     logits_index: int = -1  # row of this request's output in the current batch

@@ -2,8 +2,10 @@
 
 - One runner per :class:`RunnerSpec` (weights, load options, embedding mode). A request whose spec differs
   from the loaded runner of the same weights waits for that runner to go idle, then reloads it.
-- Requests for a loaded model skip the queue. Others take a place in the pending queue (``OLLAMA_MAX_QUEUE``,
-  503 beyond it) and load one at a time, first come first served.
+- Requests for a loaded model skip the load queue; others wait there and load one at a time, first come
+  first served. ``OLLAMA_MAX_QUEUE`` bounds every model's queue, loaded or not (Ollama's bounds only the load
+  queue, its issue #7758): the requests of a model that wait (for its load, or for one of its runner's
+  ``num_parallel`` slots) number at most that; one more is a 503, and other models go on serving.
 - Before a load, runners are evicted while the loaded count would pass ``OLLAMA_MAX_LOADED_MODELS`` or the
   memory estimate would not fit: idle ones with the shortest keep-alive first; otherwise wait for one to go idle.
 - An idle runner unloads when its keep-alive expires; ``keep_alive`` 0 unloads it as soon as it is idle.
@@ -17,6 +19,7 @@ import functools
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +46,18 @@ LOAD_GRACE = 5.0
 
 class QueueFull(Exception):
     """More requests wait than ``OLLAMA_MAX_QUEUE`` allows."""
+
+
+@dataclass
+class SchedulerStats:
+    """What happened to runners, by model name, for the server's metrics (the scheduler knows nothing of
+    Prometheus): loads, unloads (an expired keep-alive, a reload, a request), evictions to make room, and
+    runners that ended on their own."""
+
+    loads: Counter[str] = field(default_factory=Counter)
+    unloads: Counter[str] = field(default_factory=Counter)
+    evictions: Counter[str] = field(default_factory=Counter)
+    crashes: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -80,6 +95,9 @@ class Scheduler:
         self._loading: dict[RunnerSpec, asyncio.Task[Loaded]] = {}
         self._waiters: dict[RunnerSpec, int] = {}
         self._starting: set[RunnerSpec] = set()
+        self._queued: Counter[str] = Counter()  # requests waiting for a load, by weights
+        self._names: dict[str, str] = {}  # weights -> the model name last seen for them (metrics)
+        self.stats = SchedulerStats()
 
     # --- acquiring a runner -------------------------------------------------------------------------
 
@@ -92,14 +110,37 @@ class Scheduler:
         finally:
             self.release(entry)
 
+    def queue_depth(self, model_path: str) -> int:
+        """The requests for these weights that wait: for a load, or for a slot of a loaded runner."""
+        waiting = self._queued[model_path]
+        for entry in self.loaded.values():
+            if entry.spec.model_path == model_path:
+                waiting += max(0, entry.refs - entry.spec.num_parallel)
+        return waiting
+
+    def queue_depths(self) -> dict[str, int]:
+        """:meth:`queue_depth` by model name, for every model loaded or waited for."""
+        paths = {e.spec.model_path for e in self.loaded.values()} | {p for p, n in self._queued.items() if n}
+        out: Counter[str] = Counter()
+        for path in paths:
+            out[self._names.get(path, path)] += self.queue_depth(path)
+        return dict(out)
+
     async def acquire(self, model: ModelRef, spec: RunnerSpec, keep_alive: float | None) -> Loaded:
+        self._names[spec.model_path] = model.name
         entry = self._ready(spec)
-        if entry is not None:  # loaded and healthy: skip the queue
+        if entry is not None and entry.refs < entry.spec.num_parallel:  # a free slot: no wait at all
+            self._hold(entry, keep_alive)
+            return entry
+        if self.queue_depth(spec.model_path) >= self.max_queue:
+            raise QueueFull
+        if entry is not None:  # loaded and healthy: skip the load queue, wait in the runner's for a slot
             self._hold(entry, keep_alive)
             return entry
         if self._pending >= self.max_queue:
             raise QueueFull
         self._pending += 1
+        self._queued[spec.model_path] += 1
         log.info("request queued for %s: %d pending", spec.model_path, self._pending)
         try:
             while True:
@@ -129,6 +170,7 @@ class Scheduler:
                     return entry
         finally:
             self._pending -= 1
+            self._queued[spec.model_path] -= 1
 
     def _loaded_or_failed(self, spec: RunnerSpec, _task: asyncio.Task[Loaded]) -> None:
         self._loading.pop(spec, None)
@@ -225,6 +267,7 @@ class Scheduler:
             self._starting.discard(spec)
         log.info("loaded %s in %.2fs (pid %s, ctx %d x %d)", spec.model_path, time.perf_counter() - t0,
                  handle.pid, spec.num_ctx, spec.num_parallel)
+        self.stats.loads[model.name] += 1
         entry = Loaded(spec=spec, handle=handle, model=model, size=size,
                        keep_alive=self.default_keep_alive if keep_alive is None else keep_alive)
         entry.loaded_at = time.time()
@@ -239,6 +282,7 @@ class Scheduler:
         await entry.handle.closed.wait()
         if self.loaded.get(entry.spec) is entry:
             log.warning("runner %s ended: %s", entry.handle.pid, entry.handle.exit_reason)
+            self.stats.crashes[entry.model.name] += 1
             self._forget(entry)
 
     def _forget(self, entry: Loaded) -> None:
@@ -262,6 +306,7 @@ class Scheduler:
                           key=lambda e: (e.keep_alive, e.spec.model_path))
             if idle:
                 log.info("evicting %s to make room", idle[0].spec.model_path)
+                self.stats.evictions[idle[0].model.name] += 1
                 await self.unload_entry(idle[0])
                 continue
             async with self._changed:
@@ -284,6 +329,8 @@ class Scheduler:
         if not entry.idle:
             entry.keep_alive = 0  # unload as soon as the last request ends
             return
+        if self.loaded.get(entry.spec) is entry:
+            self.stats.unloads[entry.model.name] += 1
         self._forget(entry)
         await entry.handle.kill()
 
@@ -311,4 +358,4 @@ class Scheduler:
         await asyncio.gather(*(e.handle.kill() for e in entries), return_exceptions=True)
 
 
-__all__ = ["Loaded", "ModelRef", "QueueFull", "RunnerError", "RunnerSpec", "Scheduler"]
+__all__ = ["Loaded", "ModelRef", "QueueFull", "RunnerError", "RunnerSpec", "Scheduler", "SchedulerStats"]

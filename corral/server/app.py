@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from corral.api.errors import APIError
@@ -20,15 +21,17 @@ from corral.config import Settings
 from corral.scheduler.handle import RunnerError
 from corral.scheduler.scheduler import Scheduler
 from corral.server import anthropic, ollama, openai
+from corral.server.auth import with_api_keys
 from corral.server.core.generation import runner_error
 from corral.server.core.stream import error_response
 from corral.server.cors import CORSMiddleware
-from corral.server.guard import HostGuardMiddleware
+from corral.server.guard import HostGuardMiddleware, is_loopback_address
+from corral.server.metrics import metrics_endpoint
+from corral.server.reqlog import configure_logging, log_request
 from corral.server.state import ServerState
 from corral.store.models import Store
 
 log = logging.getLogger("corral.server")
-access_log = logging.getLogger("corral.access")
 
 
 def build_state(settings: Settings) -> ServerState:
@@ -42,6 +45,9 @@ def build_state(settings: Settings) -> ServerState:
 def _startup(state: ServerState) -> None:
     settings = state.settings
     log.info("server config env=%s", settings.as_env_map())
+    if not settings.auth_enabled and not is_loopback_address(settings.host):
+        log.warning("listening on %s without API keys: anyone who can reach this address can use every model "
+                    "and change the store; set CORRAL_API_KEYS or CORRAL_API_KEYS_FILE", settings.host)
     if not settings.noprune:
         from corral.store.prune import prune_unreferenced
 
@@ -82,8 +88,9 @@ class _Unhandled:
     Every request, a 404 for an unknown path included, leaves one log line here, as Ollama's request log:
     status, duration, client, method and path."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, state: ServerState) -> None:
         self.app = app
+        self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -115,23 +122,9 @@ class _Unhandled:
             status = response.status_code
             await response(scope, receive, send)
         finally:
-            _log_request(scope, status, time.perf_counter() - t0)
-
-
-def _log_request(scope: Scope, status: int, seconds: float) -> None:
-    client = scope.get("client") or ("", 0)
-    access_log.info('%3d | %12s | %15s | %-7s "%s"', status, _duration(seconds), client[0], scope.get("method"),
-                    scope.get("path"))
-
-
-def _duration(seconds: float) -> str:
-    """A duration as Go prints one: 1.234ms, 56.7µs, 2.5s."""
-    if seconds >= 1:
-        return f"{seconds:.6g}s"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:.6g}ms"
-    return f"{seconds * 1e6:.6g}µs"
-
+            seconds = time.perf_counter() - t0
+            log_request(scope, status, seconds)
+            self.state.metrics.request(scope, status, seconds)
 
 
 def create_app(settings: Settings | None = None, *, state: ServerState | None = None) -> ASGIApp:
@@ -148,12 +141,15 @@ def create_app(settings: Settings | None = None, *, state: ServerState | None = 
             await state.scheduler.shutdown()
 
     # /v1/messages (Anthropic) is matched before OpenAI's /v1 routes; each family answers in its own envelope
-    routes = [*ollama.routes(), *anthropic.routes(), *openai.routes()]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_Unhandled)],
+    routes = [*ollama.routes(), *anthropic.routes(), *openai.routes(),
+              Route("/metrics", metrics_endpoint, methods=["GET"])]
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    middleware=[Middleware(_Unhandled, state=state), Middleware(with_api_keys, settings=settings)],
                     exception_handlers={APIError: _api_error, HTTPException: _http_error})
     app.state.corral = state
     # CORS outside the host guard, as Ollama orders them: a browser's preflight gets its Access-Control
-    # headers before the guard looks at the Host.
+    # headers before the guard looks at the Host. The key check is inside the request log, so a refusal is
+    # logged (and counted) as any other answer.
     return CORSMiddleware(HostGuardMiddleware(app, bind_host=settings.host), extra_origins=settings.origins)
 
 
@@ -165,14 +161,14 @@ def serve(settings: Settings, sock: socket.socket | None = None) -> None:
     before anything here ran), else on the settings' address."""
     import uvicorn
 
-    logging.basicConfig(level=logging.DEBUG if settings.debug else logging.INFO,
-                        format="time=%(asctime)s level=%(levelname)s source=%(name)s msg=%(message)s")
+    configure_logging(settings)
     app = create_app(settings)
     from corral.server.conn import GuardedHttpProtocol, raise_descriptor_limit
 
     raise_descriptor_limit()
     # stalled connections are closed (corral.server.conn); past MAX_CONNECTIONS new requests get a 503
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
+    # log_config None: uvicorn's few lines go through the server's own handler and format (JSON included)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", log_config=None,
                             access_log=settings.debug, timeout_graceful_shutdown=5, lifespan="on",
                             http=GuardedHttpProtocol, limit_concurrency=MAX_CONNECTIONS)
     server = uvicorn.Server(config)

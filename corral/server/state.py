@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -12,9 +12,11 @@ from corral.config import Settings
 from corral.scheduler.handle import RunnerSpec
 from corral.scheduler.memory import estimate_runner_bytes
 from corral.scheduler.scheduler import ModelRef, Scheduler
+from corral.server.metrics import Metrics
 from corral.store.models import LocalModel, Store
 
 MAX_THREADS = 512  # GGML_MAX_N_THREADS
+MAX_PARALLEL = 64  # sequences a llama.cpp context holds at most (LLAMA_MAX_SEQ is 64 in older releases)
 # An embedding runner packs up to 64 inputs into one decode (corral.runner.engine.EMBED_SEQS), with a batch as
 # large as its context; llama.cpp aborts creating a context whose batch cannot hold one output per sequence.
 EMBED_MIN_CTX = 64
@@ -26,6 +28,10 @@ class ServerState:
     store: Store
     scheduler: Scheduler
     started: float = 0.0
+    metrics: Metrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = Metrics(self.scheduler)
 
     def model_ref(self, model: LocalModel, spec: RunnerSpec) -> ModelRef:
         meta = model.gguf()
@@ -49,13 +55,16 @@ class ServerState:
             # llama.cpp's thread pool holds at most 512; more crashed the runner (after the model's runner had
             # been unloaded to make room for the new one)
             raise BadRequest(f"num_thread must be between 0 and {MAX_THREADS}")
+        num_parallel = int(load.get("num_parallel") or self.settings.num_parallel)
+        if load.get("num_parallel") is not None and not 1 <= num_parallel <= MAX_PARALLEL:
+            raise BadRequest(f"num_parallel must be between 1 and {MAX_PARALLEL}")
         num_batch = int(load.get("num_batch") or 512)
         if num_batch <= 0:
             num_batch = 512
         return RunnerSpec(
             model_path=str(model.model_path),
             num_ctx=num_ctx,
-            num_parallel=1 if embedding else self.settings.num_parallel,
+            num_parallel=1 if embedding else min(num_parallel, MAX_PARALLEL),
             # llama.cpp never batches more than the context holds; a bigger number only overflowed its int
             num_batch=min(num_batch, num_ctx),
             num_thread=num_thread,

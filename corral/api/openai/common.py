@@ -5,9 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from pydantic import field_validator
-
-from corral.api._base import RequestModel, api_error, check_keep_alive
+from corral.api._base import LoadRequest, RequestModel, api_error
 from corral.api.errors import BadRequest
 
 __all__ = ["MAX_CHOICES", "OllamaExtras", "StreamOptions", "Usage", "check_n", "new_id", "openai_envelope", "stop_list"]
@@ -17,8 +15,10 @@ SYSTEM_FINGERPRINT = "fp_ollama"
 
 def openai_envelope(status: int, message: str) -> dict[str, Any]:
     """OpenAI's error body, with the type Ollama gives each status."""
-    kind = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
-    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+    kind = {400: "invalid_request_error", 401: "invalid_request_error", 404: "not_found_error"}.get(status,
+                                                                                                  "api_error")
+    code = "invalid_api_key" if status == 401 else None  # a refused key reads as OpenAI's own refusal does
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
 def new_id(prefix: str, below: int = 999) -> str:
@@ -40,17 +40,9 @@ def check_n(value: int) -> int:
     return value
 
 
-class OllamaExtras(RequestModel):
+class OllamaExtras(LoadRequest):
     """corral accepts Ollama's own ``options`` and ``keep_alive`` on ``/v1`` as extra body fields (the
     ``openai`` SDK's ``extra_body``), which Ollama refuses to read (its issues #5356, #2722)."""
-
-    options: dict[str, Any] | None = None
-    keep_alive: float | None = None
-
-    @field_validator("keep_alive", mode="before")
-    @classmethod
-    def _check_keep_alive(cls, value: Any) -> Any:
-        return check_keep_alive(value)
 
 
 def stop_list(stop: str | list[Any] | None, *, strict: bool) -> list[str] | None:

@@ -36,7 +36,6 @@ from corral.api.anthropic.messages import (
 from corral.api.chat import ChatRequest
 from corral.api.errors import APIError, BadRequest, model_required
 from corral.api.messages import Message, Tool, ToolCall, ToolCallFunction, ToolFunction, ToolFunctionParameters
-from corral.api.parse import parse_body
 from corral.server.anthropic.reply import merger, stream_events
 from corral.server.core.chat import ToolChoice
 from corral.server.core.chat import chat as core_chat
@@ -44,6 +43,7 @@ from corral.server.core.count import count_tokens as core_count
 from corral.server.core.generation import resolve
 from corral.server.core.stream import EVENT_STREAM, EventStream, Framing, WholeResponse, json_response
 from corral.server.family import family_route
+from corral.server.reqlog import read_body
 from corral.server.state import ServerState, state_of
 
 __all__ = ["native_request", "routes"]
@@ -180,7 +180,7 @@ def _tool_choice(req: CountTokensRequest) -> ToolChoice:
 
 
 async def messages(request: Request) -> Response:
-    req = parse_body(MessagesRequest, await request.body())
+    req = await read_body(request, MessagesRequest)
     state = state_of(request)
     native, choice = native_request(req, state)
     msg_id = new_id("msg")
@@ -197,7 +197,7 @@ async def messages(request: Request) -> Response:
 
 
 async def count_tokens(request: Request) -> Response:
-    req = parse_body(CountTokensRequest, await request.body())
+    req = await read_body(request, CountTokensRequest)
     state = state_of(request)
     native, choice = native_request(req, state)
     return json_response({"input_tokens": await core_count(state, native, request.is_disconnected,

@@ -65,6 +65,7 @@ async def raw_vectors(state: ServerState, model: LocalModel, texts: list[str], *
         gen.release()
     vectors = [[float(v) for v in vec] for vec in reply["embeddings"]]
     count = sum(int(c) for c in reply.get("counts", []))
+    state.metrics.embedded(model.short_name, prompt_tokens=count, queue_s=gen.load_duration / 1e9)
     return Embedded(vectors, count, int((time.perf_counter() - gen.t_start) * 1e9), gen.load_duration)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from corral.api import errors
 from corral.api.options import LOAD_OPTIONS, merge_options, validate_options
+from corral.config import TRACE
 from corral.prompt.render import PromptFormat
 from corral.scheduler.handle import RunnerError
 from corral.scheduler.scheduler import Loaded, QueueFull
@@ -82,6 +83,7 @@ class Generation:
     logprobs: bool = False
     top_logprobs: int = 0
     grammar: str | None = None  # GBNF the sampler enforces (from format, a raw grammar, or tool_choice)
+    _first_seen: bool = False  # the first token has been timed (a two-pass run times only its first)
 
     @property
     def load_options(self) -> dict[str, Any]:
@@ -142,14 +144,28 @@ class Generation:
     async def run(self, fitted: Fitted) -> AsyncGenerator[dict[str, Any], None]:
         """Token and done messages from the runner; RunnerError becomes an API error."""
         assert self.entry is not None
+        metrics, name = self.state.metrics, self.model.short_name
         while True:
             source: dict[str, Any] = ({"tokens": fitted.tokens} if fitted.tokens is not None
                                       else {"prompt": fitted.prompt})
+            if log.isEnabledFor(logging.DEBUG):  # OLLAMA_DEBUG=1: what is asked of the runner; 2: the prompt too
+                log.debug("completion request model=%s runner=%s prompt=%d characters options=%s", name,
+                          self.entry.handle.pid, len(fitted.prompt), self.submit_fields())
+                log.log(TRACE, "prompt=%r", fitted.prompt)
             try:
                 # aclosing: a caller that stops early (the two-pass format path) cancels on the runner now,
                 # not whenever the abandoned generator happens to be collected
                 async with contextlib.aclosing(self.entry.handle.generate(**source, **self.submit_fields())) as msgs:
                     async for msg in msgs:
+                        if not self._first_seen and (msg["kind"] == "token" or msg.get("text")):
+                            self._first_seen = True
+                            metrics.first_token(name, time.perf_counter() - self.t_start)
+                        if msg["kind"] == "done":
+                            metrics.generated(name, prompt_tokens=whole_prompt(msg),
+                                              tokens=int(msg.get("eval_count") or 0),
+                                              eval_ns=int(msg.get("eval_duration") or 0),
+                                              queue_s=(self.load_duration + int(msg.get("queue_duration") or 0))
+                                              / 1e9)
                         if msg["kind"] == "done" and (msg.get("text") or msg.get("logprobs")):
                             # what the runner held back until the end (all of it when not streaming)
                             yield {"kind": "token", "id": msg["id"], "text": msg.pop("text", ""),
@@ -175,12 +191,17 @@ class Generation:
             "load_duration": self.load_duration,
             # the whole prompt, as Ollama counts it since 0.30.1 (the runner's own count leaves out the cached
             # prefix; the duration stays that of the evaluated part)
-            "prompt_eval_count": len(done["prompt_tokens"]) if isinstance(done.get("prompt_tokens"), list)
-            else done.get("prompt_eval_count", 0),
+            "prompt_eval_count": whole_prompt(done),
             "prompt_eval_duration": done.get("prompt_eval_duration", 0),
             "eval_count": done.get("eval_count", 0),
             "eval_duration": done.get("eval_duration", 0),
         }
+
+
+def whole_prompt(done: dict[str, Any]) -> int:
+    """The prompt's tokens, cached prefix included, from a runner's done message."""
+    tokens = done.get("prompt_tokens")
+    return len(tokens) if isinstance(tokens, list) else int(done.get("prompt_eval_count") or 0)
 
 
 async def _unless_disconnected(disconnected: Disconnected, work: Coroutine[Any, Any, Loaded],

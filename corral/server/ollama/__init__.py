@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from corral.server.ollama import embed, infer, models, registry, store
+from corral.server.ollama import embed, infer, models, registry, store, tokens
 
 __all__ = ["routes"]
 
 
 def routes() -> list[Route]:
-    return [*models.routes(), *infer.routes(), *embed.routes(), *store.routes(), *registry.routes()]
+    return [*models.routes(), *infer.routes(), *embed.routes(), *tokens.routes(), *store.routes(), *registry.routes()]

@@ -10,14 +10,14 @@ from starlette.routing import Route
 
 from corral.api import errors
 from corral.api.embed import EmbeddingsRequest, EmbeddingsResponse, EmbedRequest, EmbedResponse
-from corral.api.parse import parse_body
 from corral.server.core import embed as core
 from corral.server.core.stream import json_response
+from corral.server.reqlog import read_body
 from corral.server.state import state_of
 
 
 async def embed(request: Request) -> Response:
-    req = parse_body(EmbedRequest, await request.body())
+    req = await read_body(request, EmbedRequest)
     out = await core.embed(state_of(request), req, request.is_disconnected)
     return json_response(EmbedResponse(model=req.model, embeddings=out.vectors, total_duration=out.total_duration,
                                        load_duration=out.load_duration, prompt_eval_count=out.prompt_tokens).to_wire())
@@ -25,7 +25,7 @@ async def embed(request: Request) -> Response:
 
 async def embeddings(request: Request) -> Response:
     state = state_of(request)
-    req = parse_body(EmbeddingsRequest, await request.body())
+    req = await read_body(request, EmbeddingsRequest)
     model = core.resolve_embedding(state, req.model)
     out = await core.raw_vectors(state, model, [req.prompt] if req.prompt else [], options=req.options,
                                  keep_alive=req.keep_alive, disconnected=request.is_disconnected)

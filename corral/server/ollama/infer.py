@@ -16,11 +16,11 @@ from starlette.routing import Route
 from corral.api.chat import ChatRequest, ChatResponse
 from corral.api.generate import GenerateRequest, GenerateResponse
 from corral.api.messages import DebugInfo, Message
-from corral.api.parse import parse_body
 from corral.server.core.chat import chat as core_chat
 from corral.server.core.events import Delta, Done, Event, Rendered
 from corral.server.core.generate import generate as core_generate
 from corral.server.core.stream import EventStream, WholeResponse
+from corral.server.reqlog import read_body
 from corral.server.state import state_of
 
 
@@ -42,7 +42,7 @@ def _answer(events: AsyncIterator[Event], wire: Callable[[Event], dict[str, Any]
 
 
 async def generate(request: Request) -> Response:
-    req = parse_body(GenerateRequest, await request.body())
+    req = await read_body(request, GenerateRequest)
     name = req.model
 
     def wire(event: Event) -> dict[str, Any]:
@@ -88,7 +88,7 @@ _AFTER_GENERATE_LOGPROBS = frozenset({"image", "completed", "total", "truncated"
 
 
 async def chat(request: Request) -> Response:
-    req = parse_body(ChatRequest, await request.body())
+    req = await read_body(request, ChatRequest)
     name = req.model
 
     def wire(event: Event) -> dict[str, Any]:

@@ -21,9 +21,9 @@ from corral.api.models import (
     ShowResponse,
     VersionResponse,
 )
-from corral.api.parse import parse_body
 from corral.server.core.generation import resolve
 from corral.server.core.stream import json_response
+from corral.server.reqlog import read_body
 from corral.server.showfmt import format_parameters, render_modelfile
 from corral.server.state import state_of
 from corral.store.models import LocalModel
@@ -67,7 +67,7 @@ async def tags(request: Request) -> Response:
 
 async def show(request: Request) -> Response:
     state = state_of(request)
-    req = parse_body(ShowRequest, await request.body())
+    req = await read_body(request, ShowRequest)
     model = resolve(state, req.model)
     info: dict[str, Any] = {
         "license": "\n".join(model.license),

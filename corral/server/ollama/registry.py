@@ -20,9 +20,9 @@ from starlette.routing import Route
 
 from corral.api import errors
 from corral.api.models import ProgressResponse, PullRequest, PushRequest
-from corral.api.parse import parse_body
 from corral.registry import Progress, RegistryError, RegistryOptions, pull_model, push_model
 from corral.server.core.stream import progress_response
+from corral.server.reqlog import read_body
 from corral.server.state import ServerState, state_of
 from corral.store.errors import InvalidModelName, StoreError
 from corral.store.names import ModelName
@@ -76,7 +76,7 @@ async def _result(task: asyncio.Future[None]) -> None:
 
 async def pull(request: Request) -> Response:
     state = state_of(request)
-    req = parse_body(PullRequest, await request.body())
+    req = await read_body(request, PullRequest)
     try:
         name = ModelName.parse(req.model)
     except InvalidModelName:
@@ -92,7 +92,7 @@ async def pull(request: Request) -> Response:
 
 async def push(request: Request) -> Response:
     state = state_of(request)
-    req = parse_body(PushRequest, await request.body())
+    req = await read_body(request, PushRequest)
     if not req.model:
         raise errors.model_required()
     try:

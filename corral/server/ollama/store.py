@@ -21,13 +21,13 @@ from starlette.routing import Route
 from corral.api import errors
 from corral.api.models import CopyRequest, CreateRequest, DeleteRequest, ProgressResponse
 from corral.api.options import validate_options
-from corral.api.parse import parse_body
 from corral.api.wire import go_quote
 from corral.prompt.gotemplate import TemplateError
 from corral.prompt.gotemplate import parse as parse_template
 from corral.registry import Progress, RegistryError, pull_model
 from corral.server.core.stream import progress_response
 from corral.server.ollama.registry import registry_options
+from corral.server.reqlog import read_body
 from corral.server.state import state_of
 from corral.store.blobs import normalize_digest
 from corral.store.build import CreateError, apply_info, build_model, validate_quantize
@@ -116,7 +116,7 @@ def _parse_name(raw: str) -> ModelName:
 
 async def create(request: Request) -> Response:
     state = state_of(request)
-    req = parse_body(CreateRequest, await request.body())
+    req = await read_body(request, CreateRequest)
     name = _parse_name(req.model)
     for files in (req.files, req.adapters, req.draft_files):
         _check_file_keys(files)
@@ -231,7 +231,7 @@ async def _result(task: asyncio.Future[None]) -> None:
 
 async def copy(request: Request) -> Response:
     state = state_of(request)
-    req = parse_body(CopyRequest, await request.body())
+    req = await read_body(request, CopyRequest)
     try:
         ModelName.parse(req.source)
     except InvalidModelName:
@@ -252,7 +252,7 @@ async def copy(request: Request) -> Response:
 
 async def delete(request: Request) -> Response:
     state = state_of(request)
-    req = parse_body(DeleteRequest, await request.body())
+    req = await read_body(request, DeleteRequest)
     try:
         ModelName.parse(req.model)
     except InvalidModelName:

@@ -22,7 +22,6 @@ from corral.api.errors import BadRequest
 from corral.api.messages import Logprob, Message, ToolCall, ToolCallFunction
 from corral.api.openai.chat import ChatCompletionRequest, ChatMessage
 from corral.api.openai.common import SYSTEM_FINGERPRINT, Usage, new_id, openai_envelope, stop_list
-from corral.api.parse import parse_body
 from corral.api.wire import dumps
 from corral.server.core.chat import chat as core_chat
 from corral.server.core.events import Delta, Done, Event, Rendered
@@ -37,6 +36,7 @@ from corral.server.openai.shared import (
     think_from_effort,
     tool_choice_from,
 )
+from corral.server.reqlog import read_body
 from corral.server.state import state_of
 
 __all__ = ["native_chat_request", "openai_tool_calls", "routes"]
@@ -238,7 +238,7 @@ def _delta_chunks(delta: Delta, *, role: bool) -> list[dict[str, Any]]:
 
 
 async def chat_completions(request: Request) -> Response:
-    req = parse_body(ChatCompletionRequest, await request.body())
+    req = await read_body(request, ChatCompletionRequest)
     native = native_chat_request(req)
     choice = tool_choice_from(req.tool_choice, req.parallel_tool_calls)
     state = state_of(request)

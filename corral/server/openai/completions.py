@@ -15,13 +15,13 @@ from corral.api.generate import GenerateRequest
 from corral.api.messages import Logprob
 from corral.api.openai.common import SYSTEM_FINGERPRINT, Usage, new_id, openai_envelope, stop_list
 from corral.api.openai.completions import CompletionRequest
-from corral.api.parse import parse_body
 from corral.server.core.events import Delta, Done, Event, Rendered
 from corral.server.core.fanout import interleave, pieces
 from corral.server.core.generate import generate as core_generate
 from corral.server.core.stream import EventStream, WholeResponse
 from corral.server.family import family_route
 from corral.server.openai.shared import OPENAI_SSE, choices, options_from
+from corral.server.reqlog import read_body
 from corral.server.state import state_of
 
 __all__ = ["native_generate_request", "routes"]
@@ -51,7 +51,7 @@ def _logprobs(items: list[Logprob]) -> dict[str, Any] | None:
 
 
 async def completions(request: Request) -> Response:
-    req = parse_body(CompletionRequest, await request.body())
+    req = await read_body(request, CompletionRequest)
     native = native_generate_request(req)
     state = state_of(request)
     events = interleave([core_generate(state, one) for one in choices(native, req.n)])

@@ -14,11 +14,11 @@ from corral.api.embed import EmbedRequest
 from corral.api.errors import BadRequest
 from corral.api.openai.common import openai_envelope
 from corral.api.openai.completions import EmbeddingRequest
-from corral.api.parse import parse_body
 from corral.api.wire import Float32Array
 from corral.server.core import embed as core
 from corral.server.core.stream import json_response
 from corral.server.family import family_route
+from corral.server.reqlog import read_body
 from corral.server.state import state_of
 
 __all__ = ["routes"]
@@ -50,7 +50,7 @@ def _base64(vector: list[float]) -> str:
 
 
 async def embeddings(request: Request) -> Response:
-    req = parse_body(EmbeddingRequest, await request.body())
+    req = await read_body(request, EmbeddingRequest)
     native = native_embed_request(req)
     out = await core.embed(state_of(request), native, request.is_disconnected)
     as_base64 = req.encoding_format.lower() == "base64"

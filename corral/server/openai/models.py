@@ -11,6 +11,7 @@ from corral.api.openai.common import openai_envelope
 from corral.server.core.generation import resolve
 from corral.server.core.stream import json_response
 from corral.server.family import family_route
+from corral.server.reqlog import note_model
 from corral.server.state import state_of
 from corral.store.models import LocalModel
 
@@ -30,6 +31,7 @@ async def list_models(request: Request) -> Response:
 
 async def retrieve_model(request: Request) -> Response:
     name = request.path_params["model"]
+    note_model(request.scope, name)
     return json_response(_model(resolve(state_of(request), name), name))
 
 

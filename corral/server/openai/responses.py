@@ -45,6 +45,7 @@ from corral.server.core.stream import EVENT_STREAM, EventStream, Framing, SSEEve
 from corral.server.family import family_route
 from corral.server.openai.chat import openai_tool_calls
 from corral.server.openai.shared import decode_image_url, options_from, think_from_effort
+from corral.server.reqlog import read_body
 from corral.server.state import state_of
 
 __all__ = ["native_chat_request", "routes"]
@@ -575,7 +576,7 @@ def _whole(head: _Head) -> Any:
 
 
 async def responses(request: Request) -> Response:
-    req = parse_body(ResponsesRequest, await request.body())
+    req = await read_body(request, ResponsesRequest)
     native, choice = native_chat_request(req)
     head = _Head(req, native.logprobs)
     events = core_chat(state_of(request), native, tool_choice=choice)
