@@ -66,6 +66,20 @@ def log_level(value: str) -> int:
         steps, TRACE if steps > 1 else logging.ERROR)
 
 
+KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
+
+
+def kv_cache_type(value: str) -> str:
+    """``OLLAMA_KV_CACHE_TYPE``; an unknown type is f16, with a warning (Ollama falls back the same way)."""
+    v = value.lower()
+    if not v:
+        return "f16"
+    if v not in KV_CACHE_TYPES:
+        log.warning("unsupported OLLAMA_KV_CACHE_TYPE=%r, using f16", value)
+        return "f16"
+    return v
+
+
 def parse_api_keys(text: str) -> list[str]:
     """Keys from ``CORRAL_API_KEYS`` (comma-separated) or a keys file (one a line); blank lines and lines
     that start with ``#`` are skipped."""
@@ -125,6 +139,8 @@ class Settings:
     max_memory: int | None = None  # corral: cap on what the scheduler treats as available memory
     bundled: bool = True  # corral: import the bundled models into the store at start-up
     registry: str = ""  # corral: CORRAL_REGISTRY serves registry.ollama.ai names from this registry instead
+    flash_attention: bool | None = None  # OLLAMA_FLASH_ATTENTION: None = llama.cpp decides (auto)
+    kv_cache_type: str = "f16"  # OLLAMA_KV_CACHE_TYPE: f16, q8_0 or q4_0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -151,6 +167,8 @@ class Settings:
             max_memory=parse_bytes(_raw(e, "CORRAL_MAX_MEMORY")),
             bundled=not _bool(e, "CORRAL_NO_BUNDLED"),
             registry=_raw(e, "CORRAL_REGISTRY"),
+            flash_attention=_bool(e, "OLLAMA_FLASH_ATTENTION") if _raw(e, "OLLAMA_FLASH_ATTENTION") else None,
+            kv_cache_type=kv_cache_type(_raw(e, "OLLAMA_KV_CACHE_TYPE")),
         )
 
     @property
@@ -173,4 +191,5 @@ class Settings:
             "CORRAL_REGISTRY": self.registry,
             "CORRAL_API_KEYS": f"{len(self.api_keys)} key(s)" if self.api_keys else "",
             "CORRAL_API_KEYS_FILE": str(self.api_keys_file or ""), "CORRAL_LOG_FORMAT": self.log_format,
+            "OLLAMA_FLASH_ATTENTION": self.flash_attention, "OLLAMA_KV_CACHE_TYPE": self.kv_cache_type,
         }

@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-mmap", action="store_true")
     p.add_argument("--lora", action="append", default=[])
     p.add_argument("--embedding", action="store_true")
+    p.add_argument("--kv-type", choices=["f16", "q8_0", "q4_0"], default="f16")
+    p.add_argument("--flash-attn", choices=["on", "off", "auto"], default="auto")
     args = p.parse_args(argv)
     sock = socket.socket(fileno=args.fd)
 
@@ -32,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
 
     opts = LoadOptions(model_path=args.model, n_ctx=args.ctx_size, n_parallel=args.parallel,
                        n_batch=args.batch_size, n_threads=args.threads, use_mmap=not args.no_mmap,
-                       lora=args.lora, embedding=args.embedding)
+                       lora=args.lora, embedding=args.embedding, kv_type=args.kv_type,
+                       flash_attn={"on": 1, "off": 0, "auto": -1}[args.flash_attn])
     try:
         engine = Engine(opts)
     except Exception as exc:

@@ -28,6 +28,10 @@ class LoadOptions:
     lora: list[str] = field(default_factory=list)
     embedding: bool = False
     flash_attn: int = -1  # llama.cpp's auto
+    kv_type: str = "f16"  # K and V cache element type (OLLAMA_KV_CACHE_TYPE)
+
+
+KV_TYPES = {"f16": ll.GGML_TYPE_F16, "q8_0": ll.GGML_TYPE_Q8_0, "q4_0": ll.GGML_TYPE_Q4_0}
 
 
 @dataclass
@@ -213,6 +217,8 @@ class Engine:
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
         cparams.flash_attn_type = opts.flash_attn
+        if not opts.embedding:
+            cparams.type_k = cparams.type_v = KV_TYPES[opts.kv_type]
         cparams.no_perf = True
         ctx = ll.llama_init_from_model(self.model, cparams)
         if not ctx:

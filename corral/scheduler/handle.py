@@ -49,6 +49,8 @@ class RunnerSpec:
     use_mmap: bool = True
     adapters: tuple[str, ...] = ()
     embedding: bool = False
+    kv_type: str = "f16"  # the KV cache's element type: f16, q8_0, q4_0 (quantized ones need flash attention)
+    flash_attn: bool | None = None  # None: llama.cpp decides
 
     def argv(self, fd: int) -> list[str]:
         args = [sys.executable, "-m", runner_module(), "--fd", str(fd), "--model", self.model_path,
@@ -60,6 +62,10 @@ class RunnerSpec:
             args += ["--lora", a]
         if self.embedding:
             args.append("--embedding")
+        if self.kv_type != "f16":
+            args += ["--kv-type", self.kv_type]
+        if self.flash_attn is not None:
+            args += ["--flash-attn", "on" if self.flash_attn else "off"]
         return args
 
 

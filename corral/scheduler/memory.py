@@ -22,20 +22,25 @@ def _arch_int(kv: dict[str, Any], key: str, default: int = 0) -> int:
         return default
 
 
-def kv_cache_bytes(kv: dict[str, Any], n_ctx_total: int, bytes_per_elem: int = 2) -> int:
-    """f16 K and V for every layer and every cell of the (unified) cache."""
+# bytes per cached element: ggml's q8_0 and q4_0 store 32 values in 34 and 18 bytes
+KV_BYTES_PER_ELEMENT = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
+
+
+def kv_cache_bytes(kv: dict[str, Any], n_ctx_total: int, kv_type: str = "f16") -> int:
+    """K and V for every layer and every cell of the cache, in ``kv_type``."""
     n_layer = _arch_int(kv, "block_count")
     n_embd = _arch_int(kv, "embedding_length")
     n_head = _arch_int(kv, "attention.head_count", 1) or 1
     n_head_kv = _arch_int(kv, "attention.head_count_kv", n_head) or n_head
     head_k = _arch_int(kv, "attention.key_length", n_embd // n_head)
     head_v = _arch_int(kv, "attention.value_length", n_embd // n_head)
-    per_token = n_layer * n_head_kv * (head_k + head_v) * bytes_per_elem
-    return per_token * n_ctx_total
+    per_token = n_layer * n_head_kv * (head_k + head_v) * KV_BYTES_PER_ELEMENT[kv_type]
+    return int(per_token * n_ctx_total)
 
 
-def estimate_runner_bytes(weights_bytes: int, kv: dict[str, Any], num_ctx: int, num_parallel: int) -> int:
-    return weights_bytes + kv_cache_bytes(kv, num_ctx * num_parallel) + COMPUTE_OVERHEAD
+def estimate_runner_bytes(weights_bytes: int, kv: dict[str, Any], num_ctx: int, num_parallel: int,
+                          kv_type: str = "f16") -> int:
+    return weights_bytes + kv_cache_bytes(kv, num_ctx * num_parallel, kv_type) + COMPUTE_OVERHEAD
 
 
 def system_available() -> int:

@@ -38,7 +38,8 @@ class ServerState:
         kv = meta.kv if meta is not None else {}
         weights = model.model_path.stat().st_size if model.model_path else 0
         return ModelRef(name=model.short_name, digest=model.digest, details=model.details(),
-                        estimate_bytes=estimate_runner_bytes(weights, kv, spec.num_ctx, spec.num_parallel))
+                        estimate_bytes=estimate_runner_bytes(weights, kv, spec.num_ctx, spec.num_parallel,
+                                                             spec.kv_type))
 
     def runner_spec(self, model: LocalModel, load: dict[str, Any], *, embedding: bool = False) -> RunnerSpec:
         """The runner a request needs: weights plus load options (a change of any of these reloads)."""
@@ -71,7 +72,22 @@ class ServerState:
             use_mmap=bool(load.get("use_mmap", True)) if load.get("use_mmap") is not None else True,
             adapters=tuple(str(p) for p in model.adapters),
             embedding=embedding,
+            **self._attention(embedding),
         )
+
+    def _attention(self, embedding: bool) -> dict[str, Any]:
+        """The KV cache type and flash attention, from OLLAMA_KV_CACHE_TYPE and OLLAMA_FLASH_ATTENTION. A
+        quantized V cache needs flash attention: it is turned on for it, and with it forced off the cache stays
+        f16 (Ollama's fallback). An embedding runner keeps no cache between requests: f16, llama.cpp's choice."""
+        settings = self.settings
+        if embedding:
+            return {}
+        kv_type, flash = settings.kv_cache_type, settings.flash_attention
+        if kv_type != "f16":
+            if flash is False:
+                return {"kv_type": "f16", "flash_attn": False}
+            flash = True
+        return {"kv_type": kv_type, "flash_attn": flash}
 
 
 
