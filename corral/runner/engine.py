@@ -452,6 +452,10 @@ class Engine:
         """Drop a sequence's cache from position ``keep`` on; False when the cache cannot cut there."""
         return bool(ll.llama_memory_seq_rm(self.mem, seq, keep, -1))
 
+    def seq_remove(self, seq: int, p0: int, p1: int) -> None:
+        """Drop positions [p0, p1) of a sequence's cache."""
+        ll.llama_memory_seq_rm(self.mem, seq, p0, p1)
+
     def seq_clear(self, seq: int) -> None:
         ll.llama_memory_seq_rm(self.mem, seq, -1, -1)
 

@@ -47,6 +47,7 @@ class Runner:
         self._first_out = False  # this step sent some request its first text
         self.first_text_pause = FIRST_TEXT_PAUSE if engine.n_threads >= (os.cpu_count() or 1) else 0.0
         self.moves = 0  # sequences copied to another slot to keep the busy ones consecutive
+        self.shifts = 0  # context shifts during generation
 
     # --- channel ------------------------------------------------------------------------------------
 
@@ -135,6 +136,7 @@ class Runner:
                         report_gaps=bool(msg.get("report_gaps")), stream=bool(msg.get("stream", True)),
                         logprobs=bool(msg.get("logprobs")),
                         top_logprobs=max(0, min(20, int(msg.get("top_logprobs") or 0))),
+                        shift=bool(msg.get("shift")), num_keep=int(msg.get("num_keep", 4)),
                         t_start=float(msg.get("t_arrived") or time.perf_counter()))
             r.sampler = self.engine.new_sampler(sampling)
         except Exception as exc:  # bad input (a grammar llama.cpp refuses, ...) fails its own request only
@@ -210,6 +212,10 @@ class Runner:
             msg["logprobs"] = r.lp_pending
         if r.cancel_at is not None:
             msg["tokens_after_cancel"] = len(r.generated) - r.cancel_at
+        if r.shifts:
+            msg["context_shifts"] = r.shifts
+        if r.unshiftable:
+            msg["context_full"] = True
         if r.report_gaps:
             msg["gaps"] = r.gaps
         self.send(msg)
@@ -383,10 +389,31 @@ class Runner:
             self._emit(r, text)
         if r.stops is not None and r.stops.stopped:
             self._finish(slot, "stop")
-        elif 0 <= r.num_predict <= len(r.generated) or r.n_past + 1 >= eng.n_ctx_slot:
-            self._finish(slot, "length")
+        elif 0 <= r.num_predict <= len(r.generated) or (
+                r.n_past + 1 >= eng.n_ctx_slot and not (r.shift and self._shift(slot, r))):
+            self._finish(slot, "length")  # the limit, or a full context that may not (or cannot) shift
         else:
             r.next_token = token
+
+    def _shift(self, slot: Slot, r: Request) -> bool:
+        """Make room in a full context as Ollama does: keep the first ``num_keep`` tokens, drop half of the
+        rest (the oldest), move what follows back over the gap. False when the cache cannot shift (then the
+        generation stops at the context, and the log says why)."""
+        eng = self.engine
+        if not eng.can_shift():
+            r.unshiftable = True  # the server's log says why the generation stopped here
+            return False
+        keep = max(0, min(r.num_keep, r.n_past - 2))
+        discard = (r.n_past - keep) // 2
+        if discard <= 0:
+            return False
+        eng.seq_remove(slot.seq, keep, keep + discard)
+        eng.seq_shift(slot.seq, keep + discard, r.n_past, -discard)
+        slot.cached = slot.cached[:keep] + slot.cached[keep + discard:]
+        r.n_past -= discard
+        self.shifts += 1
+        r.shifts += 1
+        return True
 
 
 def serve(engine: Engine, sock: socket.socket) -> int:

@@ -42,6 +42,10 @@ class Request:
     stream: bool = True  # False: text is held and sent once, in the ``done`` message
     logprobs: bool = False
     top_logprobs: int = 0
+    shift: bool = False  # at a full context, drop half of what follows num_keep and go on (else stop: length)
+    num_keep: int = 4
+    shifts: int = 0  # context shifts so far
+    unshiftable: bool = False  # stopped at a full context its cache could not shift
     lp_pending: list[dict[str, Any]] = field(default_factory=list)  # not yet sent with any text
     held: list[str] = field(default_factory=list)
     emitted: bool = False  # some text of this (streamed) request has gone out

@@ -83,6 +83,7 @@ class Generation:
     logprobs: bool = False
     top_logprobs: int = 0
     grammar: str | None = None  # GBNF the sampler enforces (from format, a raw grammar, or tool_choice)
+    shift: bool = True  # the request's ``shift``: at a full context the runner shifts it, as Ollama does
     _first_seen: bool = False  # the first token has been timed (a two-pass run times only its first)
 
     @property
@@ -129,12 +130,14 @@ class Generation:
         if self.grammar:
             sampling["grammar"] = self.grammar
         return {"sampling": sampling, "num_predict": int(o.get("num_predict", -1)), "stop": list(stop),
-                "stream": self.stream, "logprobs": self.logprobs, "top_logprobs": self.top_logprobs}
+                "stream": self.stream, "logprobs": self.logprobs, "top_logprobs": self.top_logprobs,
+                "shift": self.shift, "num_keep": int(o.get("num_keep") if o.get("num_keep") is not None else 4)}
 
     async def fit(self, messages: list[dict[str, Any]], render: Render, *, truncate: bool, shift: bool) -> Fitted:
         """The prompt for these messages; one that may overflow is checked by the runner and cut to the
         context only if it does (see corral.server.context)."""
         assert self.entry is not None
+        self.shift = shift
         handle = self.entry.handle
         meta = self.model.gguf()
         return await fit(messages, render, handle.tokenize, num_ctx=self.entry.spec.num_ctx,
@@ -161,6 +164,12 @@ class Generation:
                             self._first_seen = True
                             metrics.first_token(name, time.perf_counter() - self.t_start)
                         if msg["kind"] == "done":
+                            if msg.get("context_shifts"):
+                                log.info("%s: the context (%d tokens) filled; shifted %d time(s), keeping num_keep",
+                                         name, self.entry.spec.num_ctx, msg["context_shifts"])
+                            if msg.get("context_full"):
+                                log.info("%s: the context (%d tokens) filled and this model's cache cannot shift: "
+                                         "stopped (done_reason length)", name, self.entry.spec.num_ctx)
                             metrics.generated(name, prompt_tokens=whole_prompt(msg),
                                               tokens=int(msg.get("eval_count") or 0),
                                               eval_ns=int(msg.get("eval_duration") or 0),
