@@ -99,11 +99,16 @@ class Fuzzed:
 
 
 def _cmdline(pid: int) -> list[str]:
+    """A runner's command line, less the number of its channel's descriptor (which varies between loads of
+    the same runner: what identifies one is its model and load options)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+            argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
     except OSError:
         return []
+    if "--fd" in argv[:-1]:
+        del argv[argv.index("--fd"):argv.index("--fd") + 2]
+    return argv
 
 
 def _runners_of(server: CorralServer) -> dict[int, list[str]]:

@@ -129,9 +129,10 @@ class Generation:
             stop = [stop]
         if self.grammar:
             sampling["grammar"] = self.grammar
+        num_keep = o.get("num_keep")
         return {"sampling": sampling, "num_predict": int(o.get("num_predict", -1)), "stop": list(stop),
                 "stream": self.stream, "logprobs": self.logprobs, "top_logprobs": self.top_logprobs,
-                "shift": self.shift, "num_keep": int(o.get("num_keep") if o.get("num_keep") is not None else 4)}
+                "shift": self.shift, "num_keep": 4 if num_keep is None else int(num_keep)}
 
     async def fit(self, messages: list[dict[str, Any]], render: Render, *, truncate: bool, shift: bool) -> Fitted:
         """The prompt for these messages; one that may overflow is checked by the runner and cut to the
