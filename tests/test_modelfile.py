@@ -138,9 +138,31 @@ def test_create_fields_resolves_paths_against_the_modelfile(tmp_path: Path) -> N
     (tmp_path / "w.gguf").write_bytes(b"GGUF")
     (tmp_path / "lora.gguf").write_bytes(b"GGUF")
     fields = parse("FROM ./w.gguf\nADAPTER lora.gguf\n").create_fields(tmp_path)
-    assert fields == {"files": {str(tmp_path / "w.gguf"): ""}, "adapters": {str(tmp_path / "lora.gguf"): ""}}
+    assert fields == {"files": {str(tmp_path / "w.gguf"): "w.gguf"},
+                      "adapters": {str(tmp_path / "lora.gguf"): "lora.gguf"}}
     with pytest.raises(ModelfileError, match="DRAFT must not reference the same local path as FROM"):
         parse("FROM ./w.gguf\nDRAFT ./w.gguf\n").create_fields(tmp_path)
+
+
+def test_a_hugging_face_folder_is_sent_as_ollamas_cli_sends_it(tmp_path: Path) -> None:
+    """FROM a folder: its model*.safetensors (one level down too), the JSON beside them (one level down too: a
+    sentence-transformers pooling config), chat_template.jinja and tokenizer.model, each by its path inside."""
+    folder = tmp_path / "hf"
+    (folder / "1_Pooling").mkdir(parents=True)
+    for name in ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "config.json",
+                 "tokenizer.json", "1_Pooling/config.json", "chat_template.jinja", "tokenizer.model",
+                 "README.md", "optimizer.pt", "vocab.txt"):
+        (folder / name).write_bytes(b"x")
+    fields = parse("FROM ./hf\n").create_fields(tmp_path)
+    assert sorted(fields["files"].values()) == [
+        "1_Pooling/config.json", "chat_template.jinja", "config.json", "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors", "tokenizer.json", "tokenizer.model"]
+    assert all(Path(k) == folder / v for k, v in fields["files"].items())
+    # a link that leaves the folder is refused, as Ollama's CLI refuses it
+    (folder / "evil.json").symlink_to(tmp_path / "outside.json")
+    (tmp_path / "outside.json").write_text("{}")
+    with pytest.raises(ModelfileError, match=r"insecure path: evil\.json"):
+        parse("FROM ./hf\n").create_fields(tmp_path)
 
 
 def test_regenerated_text_parses_back() -> None:

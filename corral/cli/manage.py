@@ -29,12 +29,13 @@ def _error(message: str) -> int:
 
 
 def _upload(client: Client, paths: dict[str, str]) -> dict[str, str]:
-    """Upload each local file; return ``{basename: digest}`` as Ollama's CLI sends them."""
+    """Upload each local file; return ``{name: digest}`` as Ollama's CLI sends them (a folder's files by their
+    path inside it)."""
     out: dict[str, str] = {}
-    for path in paths:
+    for path, name in paths.items():
         digest = client.create_blob(path)
         print(f"copying file {digest} 100%", file=sys.stderr)
-        out[os.path.basename(path)] = digest
+        out[name or os.path.basename(path)] = digest
     return out
 
 

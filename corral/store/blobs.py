@@ -8,12 +8,13 @@ an hour, exactly as Ollama treats its own leftovers.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -181,6 +182,38 @@ class BlobStore:
 
     def read_bytes(self, digest: str) -> bytes:
         return self.path(digest).read_bytes()
+
+    @contextlib.contextmanager
+    def scratch(self) -> Iterator[Path]:
+        """A temporary file in ``blobs/`` for a blob a tool writes (a converter, the quantizer), named so that
+        prune removes it after a crash; gone on leaving unless :meth:`adopt` took it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.root, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            yield tmp
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def adopt(self, tmp: Path) -> tuple[str, int, bool]:
+        """Hash and fsync a finished scratch file, then rename it to its digest's name; return (digest, size,
+        whether that blob already existed, in which case ``tmp`` is left for :meth:`scratch` to remove)."""
+        h = hashlib.sha256()
+        size = 0
+        with open(tmp, "rb+") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+                size += len(chunk)
+            os.fsync(f.fileno())
+        digest = "sha256:" + h.hexdigest()
+        final = self.path(digest)
+        if final.exists():
+            return digest, size, True
+        os.chmod(tmp, BLOB_MODE)
+        os.replace(tmp, final)
+        _fsync_dir(self.root)
+        return digest, size, False
 
     def writer(self, expected_digest: str | None = None) -> BlobWriter:
         return BlobWriter(self, expected_digest)

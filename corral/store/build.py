@@ -18,6 +18,7 @@ import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from corral.store.blobs import normalize_digest
@@ -118,6 +119,38 @@ def _file_layers(store: Store, files: Mapping[str, str], progress: Progress, *, 
         media = MEDIA_TYPE_ADAPTER if adapter else gguf_media_type(meta)
         out.append((Layer(media, digest, path.stat().st_size), meta))
     return out
+
+
+def _is_hf_folder(files: Mapping[str, str]) -> bool:
+    from corral.store.convert import is_hf_folder  # numpy and gguf, only for a create that needs them
+
+    return is_hf_folder(files)
+
+
+def _converted_layer(store: Store, files: Mapping[str, str], progress: Progress) -> tuple[Layer, GGUFMetadata, bool]:
+    """A Hugging Face folder's uploaded files converted to one F16 GGUF blob (corral.store.convert): the
+    weights layer, its header, and whether that blob already existed. The folder's own files are read in
+    place (each is a blob already) and never become layers; nothing is left behind when conversion fails."""
+    from corral.store.convert import ConvertError, convert_folder
+
+    paths: dict[str, Path] = {}
+    for fname in sorted(files):
+        digest = normalize_digest(files[fname])
+        if not store.blobs.exists(digest):
+            raise CreateError(f"blob {digest} not found: upload it first with POST /api/blobs/{digest}")
+        paths[fname] = store.blobs.path(digest)
+    with store.blobs.scratch() as tmp:
+        try:
+            convert_folder(paths, tmp, progress=lambda status: progress(status))
+            meta = read_metadata(tmp)
+        except ConvertError as e:
+            raise CreateError(str(e)) from None
+        except GGUFError as e:
+            raise CreateError(f"conversion wrote an invalid GGUF: {e}") from None
+        digest, size, existed = store.blobs.adopt(tmp)
+    if existed:
+        _touch(store, digest)
+    return Layer(gguf_media_type(meta), digest, size), meta, existed
 
 
 # --- quantize -----------------------------------------------------------------------------------
@@ -300,6 +333,11 @@ def build_model(
         for key in ("renderer", "parser", "requires", "capabilities", "draft"):
             if base.config.get(key):
                 setattr(config, key, base.config[key])
+    elif files and _is_hf_folder(files):
+        layer, meta, existed = _converted_layer(store, files, report)
+        statuses[id(layer)] = f"{'using existing' if existed else 'creating new'} layer {layer.digest}"
+        layers.append(layer)
+        metas[id(layer)] = meta
     elif files:
         for layer, meta in _file_layers(store, files, report, adapter=False):
             statuses[id(layer)] = f"using existing layer {layer.digest}"

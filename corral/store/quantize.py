@@ -22,16 +22,14 @@ quantized, as in Ollama.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from corral.store.blobs import BLOB_MODE, TEMP_PREFIX, TEMP_SUFFIX, BlobStore
+from corral.store.blobs import BlobStore
 from corral.store.errors import GGUFError, StoreError
 from corral.store.ggml_types import FILE_TYPE_NAMES
 from corral.store.gguf import read_metadata
@@ -130,17 +128,6 @@ def quantize_file(src: str | Path, dst: str | Path, ftype: int, *, progress: Pro
         raise QuantizeFailed(f"llama.cpp quantize failed: {reason}")
 
 
-def _hash_and_sync(path: Path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb+") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-            size += len(chunk)
-        os.fsync(f.fileno())
-    return "sha256:" + h.hexdigest(), size
-
-
 def quantize_blob(blobs: BlobStore, digest: str, target: str, *, progress: Progress | None = None,
                   verified: Callable[[], None] | None = None, nthread: int = 0) -> tuple[str, int, bool]:
     """Quantize blob ``digest`` to ``target``; return ``(new digest, size, already existed)``.
@@ -149,11 +136,7 @@ def quantize_blob(blobs: BlobStore, digest: str, target: str, *, progress: Progr
     "verifying conversion" status).  Nothing is left behind in ``blobs/`` on failure.
     """
     name, ftype = parse_quant_type(target)
-    blobs.root.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=blobs.root, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with blobs.scratch() as tmp:
         quantize_file(blobs.path(digest), tmp, ftype, progress=progress, nthread=nthread)
         if verified is not None:
             verified()
@@ -164,15 +147,7 @@ def quantize_blob(blobs: BlobStore, digest: str, target: str, *, progress: Progr
         got = FILE_TYPE_NAMES.get(meta.file_type if meta.file_type is not None else -1, "unknown")
         if got != name:
             raise QuantizeFailed(f"quantized file has type {got}, wanted {name}")
-        new_digest, size = _hash_and_sync(tmp)
-        final = blobs.path(new_digest)
-        if final.exists():
-            return new_digest, size, True
-        os.chmod(tmp, BLOB_MODE)
-        os.replace(tmp, final)
-        return new_digest, size, False
-    finally:
-        tmp.unlink(missing_ok=True)
+        return blobs.adopt(tmp)
 
 
 # --- the child process ---------------------------------------------------------------------------

@@ -60,11 +60,14 @@ def _staged(spec: BundledModel) -> BundledModel:
 def make_temp_store(
     tmp_path: str | Path, *, names: Iterable[str] | None = None, cache_dir: str | Path | None = None
 ) -> Store:
-    """A store at ``tmp_path/models`` holding the installed bundled models (hard-linked)."""
+    """A store at ``tmp_path/models`` holding the installed bundled models (hard-linked).
+
+    Without ``names``, the GGUF ones: a folder one (``all-minilm``) is converted on import, which takes
+    seconds, so a test that wants it names it."""
     store = Store(Path(tmp_path) / "models")
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    for name in names if names is not None else BUNDLED:
+    for name in names if names is not None else [n for n, spec in BUNDLED.items() if not spec.folder]:
         import_bundled(store, _staged(BUNDLED[name]), cache_dir=cache)
     return store
 
