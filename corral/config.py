@@ -141,6 +141,7 @@ class Settings:
     registry: str = ""  # corral: CORRAL_REGISTRY serves registry.ollama.ai names from this registry instead
     flash_attention: bool | None = None  # OLLAMA_FLASH_ATTENTION: None = llama.cpp decides (auto)
     kv_cache_type: str = "f16"  # OLLAMA_KV_CACHE_TYPE: f16, q8_0 or q4_0
+    ngram_draft: int = 0  # corral: CORRAL_NGRAM_DRAFT, n-gram speculation's draft length when a request sets none
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -169,6 +170,7 @@ class Settings:
             registry=_raw(e, "CORRAL_REGISTRY"),
             flash_attention=_bool(e, "OLLAMA_FLASH_ATTENTION") if _raw(e, "OLLAMA_FLASH_ATTENTION") else None,
             kv_cache_type=kv_cache_type(_raw(e, "OLLAMA_KV_CACHE_TYPE")),
+            ngram_draft=max(0, _int(e, "CORRAL_NGRAM_DRAFT", 0)),
         )
 
     @property
@@ -192,4 +194,5 @@ class Settings:
             "CORRAL_API_KEYS": f"{len(self.api_keys)} key(s)" if self.api_keys else "",
             "CORRAL_API_KEYS_FILE": str(self.api_keys_file or ""), "CORRAL_LOG_FORMAT": self.log_format,
             "OLLAMA_FLASH_ATTENTION": self.flash_attention, "OLLAMA_KV_CACHE_TYPE": self.kv_cache_type,
+            "CORRAL_NGRAM_DRAFT": self.ngram_draft,
         }

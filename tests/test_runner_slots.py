@@ -33,6 +33,9 @@ class FakeEngine:
     def free_sampler(self, chain: Any) -> None:
         pass
 
+    def can_draft(self, chain: Any) -> bool:
+        return False
+
     def sample_outputs(self, picks: list[tuple[list[int], int]]) -> list[int]:
         return [chain.pop(0) if chain else EOG for chain, _index in picks]
 
@@ -45,7 +48,8 @@ class FakeEngine:
     def batch_clear(self) -> None:
         self._batch = []
 
-    def batch_add_seq(self, tokens: list[int], pos: int, seq: int, last_logits: bool) -> int:
+    def batch_add_seq(self, tokens: list[int], pos: int, seq: int, last_logits: bool, *,
+                      all_logits: bool = False) -> int:
         for i, token in enumerate(tokens):
             self._batch.append((token, pos + i, seq, last_logits and i == len(tokens) - 1))
         return len(self._batch) - 1

@@ -62,6 +62,7 @@ OPTION_TYPES: dict[str, OptionType] = {
     "presence_penalty": "float",
     "frequency_penalty": "float",
     "stop": "strings",
+    "ngram_draft": "int",  # corral: tokens drafted a step by n-gram lookup (0: off; CORRAL_NGRAM_DRAFT else)
 }
 
 LOAD_OPTIONS = frozenset({"num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread", "draft_num_predict",
@@ -124,6 +125,7 @@ class Options(BaseModel):
     draft_num_predict: int | None = None
     num_parallel: int | None = None
     num_keep: int | None = None
+    ngram_draft: int | None = None
     seed: int | None = None
     num_predict: int | None = None
     top_k: int | None = None

@@ -413,6 +413,12 @@ class Engine:
         return {"token": raw.decode("utf-8", errors="replace"), "logprob": logprob, "bytes": list(raw)}
 
     @staticmethod
+    def can_draft(sampler: Sampler) -> bool:
+        """Whether drafts may be checked for this sampler: by argmax, so only a plain greedy one (exact at
+        temperature 0; a sampled request would need the acceptance rule, and does not speculate)."""
+        return sampler.greedy and sampler.grammar is None
+
+    @staticmethod
     def free_sampler(sampler: Sampler) -> None:
         ll.llama_sampler_free(sampler.chain)
         if sampler.grammar is not None:
@@ -423,7 +429,8 @@ class Engine:
     def batch_clear(self) -> None:
         self.batch.n_tokens = 0
 
-    def batch_add_seq(self, tokens: list[int], pos: int, seq: int, last_logits: bool) -> int:
+    def batch_add_seq(self, tokens: list[int], pos: int, seq: int, last_logits: bool, *,
+                      all_logits: bool = False) -> int:
         """Append a run of one sequence's tokens at positions ``pos``, ``pos+1``, …; the row of the last.
 
         A 1k-token prompt would take 5k ctypes item assignments one by one; slice assignment does the
@@ -436,7 +443,7 @@ class Engine:
         self._b_token[i:end] = tokens
         self._b_pos[i:end] = range(pos, pos + n)
         self._b_nseq[i:end] = [1] * n
-        self._b_logits[i:end] = [0] * n
+        self._b_logits[i:end] = [int(all_logits)] * n
         seq_id = b.seq_id
         for k in range(i, end):
             seq_id[k][0] = seq

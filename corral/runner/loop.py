@@ -19,6 +19,8 @@ from corral.runner import protocol
 from corral.runner.engine import EMBED_SEQS, Engine, Sampling
 from corral.runner.slots import Request, Slot, common_prefix, compaction, pick_slot, plan_batch
 
+MAX_DRAFT = 16  # drafted tokens a step at most: more are seldom all right, and each costs a row of logits
+
 # After a step that sent some request its first text, when the decode threads take every core: the server and
 # then the client each need a core for about a millisecond to pass that text on, and a process woken while
 # both cores decode often waits for the scheduler's next tick (4 ms at HZ=250). Pausing the next decode this
@@ -139,6 +141,8 @@ class Runner:
                         shift=bool(msg.get("shift")), num_keep=int(msg.get("num_keep", 4)),
                         t_start=float(msg.get("t_arrived") or time.perf_counter()))
             r.sampler = self.engine.new_sampler(sampling)
+            if self.engine.can_draft(r.sampler):
+                r.draft_max = max(0, min(MAX_DRAFT, int(msg.get("ngram_draft") or 0)))
         except Exception as exc:  # bad input (a grammar llama.cpp refuses, ...) fails its own request only
             self.send({"kind": "error", "id": rid, "error": str(exc), "code": "bad_input"})
             return
@@ -212,6 +216,8 @@ class Runner:
             msg["logprobs"] = r.lp_pending
         if r.cancel_at is not None:
             msg["tokens_after_cancel"] = len(r.generated) - r.cancel_at
+        if r.drafted:
+            msg["drafted"], msg["draft_accepted"] = r.drafted, r.accepted
         if r.shifts:
             msg["context_shifts"] = r.shifts
         if r.unshiftable:
@@ -333,11 +339,18 @@ class Runner:
         if not active:
             return False
         by_request = {id(s.request): s for s in self.slots if s.request is not None}
+        for r in active:
+            if r.draft_max:
+                room = eng.n_ctx_slot - 2 - r.n_past
+                if r.num_predict >= 0:
+                    room = min(room, r.num_predict - len(r.generated) - 1)
+                r.draft_room = max(0, room)
         # in sequence order: llama.cpp takes consecutive ids into one ubatch only in increasing order
         plan = sorted(plan_batch(active, eng.n_batch), key=lambda p: by_request[id(p[0])].seq)
         eng.batch_clear()
         for r, tokens, wants_logits in plan:
-            idx = eng.batch_add_seq(tokens, r.n_past, by_request[id(r)].seq, wants_logits)
+            idx = eng.batch_add_seq(tokens, r.n_past, by_request[id(r)].seq, wants_logits,
+                                    all_logits=bool(r.draft))
             r.logits_index = idx if wants_logits else -1
         ret = eng.decode()
         self.decode_calls += 1
@@ -361,11 +374,40 @@ class Runner:
                 del r.pending[: len(tokens)]
         outputs = [r for r, _tokens, wants_logits in plan if wants_logits]
         if outputs:
-            # every output at once, in batch order (a canceled request's token is drawn and dropped)
-            tokens = eng.sample_outputs([(r.sampler, r.logits_index) for r in outputs])
-            for r, token in zip(outputs, tokens, strict=True):
-                self._after_logits(by_request[id(r)], r, token)
+            # every output row at once, in batch order (a canceled request's token is drawn and dropped); a
+            # request with drafts has a row for its token and one for each draft
+            picks = [(r.sampler, r.logits_index - len(r.draft) + i) for r in outputs for i in range(len(r.draft) + 1)]
+            tokens = eng.sample_outputs(picks)
+            at = 0
+            for r in outputs:
+                n = len(r.draft) + 1
+                if r.draft:
+                    self._after_draft(by_request[id(r)], r, tokens[at:at + n])
+                else:
+                    self._after_logits(by_request[id(r)], r, tokens[at])
+                at += n
         return True
+
+    def _after_draft(self, slot: Slot, r: Request, tokens: list[int]) -> None:
+        """The model's own choices after the token and after each draft: drafts are kept while they equal
+        them; the cache forgets the rest; each kept choice then goes on as a sampled token would."""
+        draft, r.draft = r.draft, []
+        kept = 0
+        while kept < len(draft) and tokens[kept] == draft[kept]:
+            kept += 1
+        r.drafted += len(draft)
+        r.accepted += kept
+        rejected = len(draft) - kept
+        if rejected:
+            self.engine.seq_remove(slot.seq, r.n_past - rejected, -1)
+            del slot.cached[-rejected:]
+            r.n_past -= rejected
+        first = r.logits_index - len(draft)
+        for i in range(kept + 1):
+            r.logits_index = first + i
+            self._after_logits(slot, r, tokens[i])
+            if slot.request is not r:
+                return  # finished (a stop, num_predict, end of text, a cancel)
 
     def _after_logits(self, slot: Slot, r: Request, token: int) -> None:
         eng = self.engine

@@ -45,6 +45,15 @@ class Request:
     shift: bool = False  # at a full context, drop half of what follows num_keep and go on (else stop: length)
     num_keep: int = 4
     shifts: int = 0  # context shifts so far
+    # n-gram speculation (prompt lookup): up to ``draft_max`` tokens a step, taken from what followed the last
+    # NGRAM tokens where they occurred before in the prompt or the output; checked by the model in one decode
+    draft_max: int = 0
+    draft: list[int] = field(default_factory=list)  # this step's drafted tokens, after next_token
+    drafted: int = 0
+    accepted: int = 0
+    draft_room: int = 0  # how many drafted tokens the context and num_predict leave room for (set by the loop)
+    _history: list[int] = field(default_factory=list)
+    _follows: dict[tuple[int, ...], int] | None = None  # n-gram -> where the token after its last occurrence is
     unshiftable: bool = False  # stopped at a full context its cache could not shift
     lp_pending: list[dict[str, Any]] = field(default_factory=list)  # not yet sent with any text
     held: list[str] = field(default_factory=list)
@@ -64,6 +73,34 @@ class Slot:
     @property
     def free(self) -> bool:
         return self.request is None
+
+
+NGRAM = 3  # tokens matched to find a draft (llama.cpp's prompt-lookup decoding uses 3 or so as well)
+
+
+def propose(r: Request, limit: int) -> list[int]:
+    """Up to ``limit`` tokens that followed the request's last NGRAM tokens where they last occurred in its
+    prompt or output. The index of n-grams grows with the output, so a step costs O(1) amortised."""
+    if limit <= 0:
+        return []
+    if r._follows is None:
+        r._follows = {}
+        r._history = []
+        _remember(r, r.prompt)
+    _remember(r, r.generated[len(r._history) - len(r.prompt):])
+    hist = r._history
+    start = r._follows.get(tuple(hist[-NGRAM:]))
+    return hist[start:start + limit] if start is not None else []
+
+
+def _remember(r: Request, tokens: list[int]) -> None:
+    hist, follows = r._history, r._follows
+    assert follows is not None
+    for token in tokens:
+        p = len(hist)
+        if p >= NGRAM:
+            follows[tuple(hist[p - NGRAM:p])] = p
+        hist.append(token)
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -138,6 +175,13 @@ def plan_batch(active: list[Request], budget: int) -> list[tuple[Request, list[i
         if r.next_token is not None and budget > 0:
             plan.append((r, [r.next_token], True))
             budget -= 1
+    # drafts take what room generation left, before any prefill: speculation pays most when few streams run
+    # (at 8 busy slots a step is already wide, and drafts then only use what the batch has spare)
+    for i, (r, tokens, _) in enumerate(plan):
+        r.draft = propose(r, min(r.draft_max, budget, r.draft_room)) if r.draft_max and budget > 0 else []
+        if r.draft:
+            plan[i] = (r, tokens + r.draft, True)
+            budget -= len(r.draft)
     for r in sorted(active, key=lambda r: r.t_submit):
         if r.next_token is None and r.pending and budget > 0:
             chunk = r.pending[:budget]

@@ -91,6 +91,10 @@ class FakeEngine:
     def new_sampler(self, sampling: Any) -> _Sampler:
         return _Sampler()
 
+    @staticmethod
+    def can_draft(sampler: _Sampler) -> bool:
+        return False  # a scripted answer, not an argmax: nothing to speculate on
+
     def free_sampler(self, sampler: _Sampler) -> None:
         pass
 
@@ -120,7 +124,8 @@ class FakeEngine:
     def batch_clear(self) -> None:
         self._rows = []
 
-    def batch_add_seq(self, tokens: list[int], pos: int, seq: int, last_logits: bool) -> int:
+    def batch_add_seq(self, tokens: list[int], pos: int, seq: int, last_logits: bool, *,
+                      all_logits: bool = False) -> int:
         cache = self._cache.setdefault(seq, [])
         del cache[pos:]
         cache.extend(tokens)
@@ -136,6 +141,13 @@ class FakeEngine:
 
     def seq_clear(self, seq: int) -> None:
         self._cache[seq] = []
+
+    def seq_remove(self, seq: int, p0: int, p1: int) -> None:
+        cache = self._cache.setdefault(seq, [])
+        del cache[p0:None if p1 < 0 else p1]
+
+    def can_shift(self) -> bool:
+        return False  # a scripted answer has nothing to shift: a full context stops it
 
     def seq_move(self, src: int, dst: int) -> None:
         self._cache[dst] = list(self._cache.get(src, []))

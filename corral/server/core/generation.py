@@ -129,10 +129,11 @@ class Generation:
             stop = [stop]
         if self.grammar:
             sampling["grammar"] = self.grammar
-        num_keep = o.get("num_keep")
+        num_keep, draft = o.get("num_keep"), o.get("ngram_draft")
         return {"sampling": sampling, "num_predict": int(o.get("num_predict", -1)), "stop": list(stop),
                 "stream": self.stream, "logprobs": self.logprobs, "top_logprobs": self.top_logprobs,
-                "shift": self.shift, "num_keep": 4 if num_keep is None else int(num_keep)}
+                "shift": self.shift, "num_keep": 4 if num_keep is None else int(num_keep),
+                "ngram_draft": self.state.settings.ngram_draft if draft is None else int(draft)}
 
     async def fit(self, messages: list[dict[str, Any]], render: Render, *, truncate: bool, shift: bool) -> Fitted:
         """The prompt for these messages; one that may overflow is checked by the runner and cut to the
@@ -168,6 +169,10 @@ class Generation:
                             if msg.get("context_shifts"):
                                 log.info("%s: the context (%d tokens) filled; shifted %d time(s), keeping num_keep",
                                          name, self.entry.spec.num_ctx, msg["context_shifts"])
+                            if msg.get("drafted"):
+                                log.info("%s: n-gram speculation drafted %d token(s), %d accepted (%.0f%%)", name,
+                                         msg["drafted"], msg["draft_accepted"],
+                                         100 * msg["draft_accepted"] / msg["drafted"])
                             if msg.get("context_full"):
                                 log.info("%s: the context (%d tokens) filled and this model's cache cannot shift: "
                                          "stopped (done_reason length)", name, self.entry.spec.num_ctx)
