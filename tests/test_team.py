@@ -291,6 +291,9 @@ def test_metrics_count_a_known_sequence(metered: CorralServer) -> None:
     missing = httpx.post(srv.url + "/api/chat", json={**chat, "model": "no-such-model"}, timeout=30)
     assert missing.status_code == 404
 
+    # a request is counted once its answer has gone out: wait for the last one, then every count is final
+    wait_until(lambda: sample(scrape(srv), "corral_requests_total", route="/api/chat", method="POST",
+                              status="404") == 1, timeout=10, what="the 404 to be counted")
     m = scrape(srv)
     assert sample(m, "corral_requests_total", route="/api/chat", method="POST", status="200") == 2
     assert sample(m, "corral_requests_total", route="/api/chat", method="POST", status="404") == 1
@@ -353,6 +356,8 @@ def test_a_full_model_queue_is_503_while_another_model_serves(metered: CorralSer
         assert other.status_code == 200, other.text
     t.join(120)
     assert waiting == [200]
+    wait_until(lambda: sample(scrape(srv), "corral_requests_total", route="/api/generate", method="POST",
+                              status="200") >= 2, timeout=10, what="the two streams to be counted")
     after = scrape(srv)
     assert sample(after, "corral_requests_total", route="/api/chat", method="POST", status="503") == 1
     assert (sample(after, "corral_requests_total", route="/api/chat", method="POST", status="200")
@@ -390,9 +395,10 @@ def test_request_log_names_the_model(metered: CorralServer) -> None:
     srv = metered
     httpx.post(srv.url + "/api/show", json={"model": SMOL})
     httpx.get(srv.url + "/v1/models/" + GEMMA)
-    log = srv.log()
-    assert re.search(r'msg=200 \|.*\| POST +"/api/show" model="smollm2:135m"', log)
-    assert re.search(r'msg=200 \|.*\| GET +"/v1/models/gemma3:270m" model="gemma3:270m"', log)
+    # a request's line is written once its answer has gone out: polled, not read at once
+    for line in (r'msg=200 \|.*\| POST +"/api/show" model="smollm2:135m"',
+                 r'msg=200 \|.*\| GET +"/v1/models/gemma3:270m" model="gemma3:270m"'):
+        wait_until(lambda line=line: re.search(line, srv.log()), timeout=10, what=f"a log line like {line}")
 
 
 def test_json_logs(tmp_path: Path) -> None:
