@@ -142,6 +142,8 @@ class Settings:
     flash_attention: bool | None = None  # OLLAMA_FLASH_ATTENTION: None = llama.cpp decides (auto)
     kv_cache_type: str = "f16"  # OLLAMA_KV_CACHE_TYPE: f16, q8_0 or q4_0
     ngram_draft: int = 0  # corral: CORRAL_NGRAM_DRAFT, n-gram speculation's draft length when a request sets none
+    prompt_cache_mb: int = 0  # corral: CORRAL_PROMPT_CACHE_MB, host memory a runner keeps evicted prompts in
+    prompt_cache_dir: Path | None = None  # corral: CORRAL_PROMPT_CACHE_DIR, where they survive unloads and restarts
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -171,6 +173,8 @@ class Settings:
             flash_attention=_bool(e, "OLLAMA_FLASH_ATTENTION") if _raw(e, "OLLAMA_FLASH_ATTENTION") else None,
             kv_cache_type=kv_cache_type(_raw(e, "OLLAMA_KV_CACHE_TYPE")),
             ngram_draft=max(0, _int(e, "CORRAL_NGRAM_DRAFT", 0)),
+            prompt_cache_mb=max(0, _int(e, "CORRAL_PROMPT_CACHE_MB", 0)),
+            prompt_cache_dir=Path(d).expanduser() if (d := _raw(e, "CORRAL_PROMPT_CACHE_DIR")) else None,
         )
 
     @property
@@ -194,5 +198,6 @@ class Settings:
             "CORRAL_API_KEYS": f"{len(self.api_keys)} key(s)" if self.api_keys else "",
             "CORRAL_API_KEYS_FILE": str(self.api_keys_file or ""), "CORRAL_LOG_FORMAT": self.log_format,
             "OLLAMA_FLASH_ATTENTION": self.flash_attention, "OLLAMA_KV_CACHE_TYPE": self.kv_cache_type,
-            "CORRAL_NGRAM_DRAFT": self.ngram_draft,
+            "CORRAL_NGRAM_DRAFT": self.ngram_draft, "CORRAL_PROMPT_CACHE_MB": self.prompt_cache_mb,
+            "CORRAL_PROMPT_CACHE_DIR": str(self.prompt_cache_dir or ""),
         }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
+from pathlib import Path
 
 from corral.runner import protocol
 
@@ -26,11 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--embedding", action="store_true")
     p.add_argument("--kv-type", choices=["f16", "q8_0", "q4_0"], default="f16")
     p.add_argument("--flash-attn", choices=["on", "off", "auto"], default="auto")
+    p.add_argument("--prompt-cache-mb", type=int, default=0)
+    p.add_argument("--prompt-cache-dir", default="")
     args = p.parse_args(argv)
     sock = socket.socket(fileno=args.fd)
 
     from corral.runner.engine import Engine, LoadOptions
     from corral.runner.loop import serve
+    from corral.runner.promptcache import PromptCache
 
     opts = LoadOptions(model_path=args.model, n_ctx=args.ctx_size, n_parallel=args.parallel,
                        n_batch=args.batch_size, n_threads=args.threads, use_mmap=not args.no_mmap,
@@ -41,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         sock.sendall(protocol.encode({"kind": "error", "id": "", "error": str(exc)}))
         return 1
-    return serve(engine, sock)
+    cache = None
+    if args.prompt_cache_mb > 0 and not args.embedding:
+        cache = PromptCache(args.prompt_cache_mb << 20, Path(args.prompt_cache_dir) if args.prompt_cache_dir else None)
+    return serve(engine, sock, cache)
 
 
 if __name__ == "__main__":

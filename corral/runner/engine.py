@@ -343,7 +343,7 @@ class Engine:
         ll.llama_sampler_accept(sampler.chain, token)
         return token
 
-    def sample_outputs(self, picks: list[tuple[Sampler, int]]) -> list[int]:
+    def sample_outputs(self, picks: list[tuple[Sampler | None, int]]) -> list[int]:
         """The next token of every output of the last decode: ``picks`` holds each output's sampler and
         batch index, all of them, in batch order (llama.cpp stores output rows in that order). Greedy rows
         are decided together, one numpy argmax over the whole logits buffer (llama_sampler_sample would
@@ -352,7 +352,9 @@ class Engine:
         rows: list[int] | None = None
         out: list[int] = []
         for j, (sampler, index) in enumerate(picks):
-            if sampler.greedy and sampler.grammar is None:
+            if sampler is None:
+                out.append(-1)  # the caller draws this row itself, later
+            elif sampler.greedy and sampler.grammar is None:
                 if rows is None:
                     rows = self._floats(_get_logits(self.ctx), len(picks) * self.n_vocab).reshape(
                         len(picks), self.n_vocab).argmax(axis=1).tolist()
@@ -414,9 +416,9 @@ class Engine:
 
     @staticmethod
     def can_draft(sampler: Sampler) -> bool:
-        """Whether drafts may be checked for this sampler: by argmax, so only a plain greedy one (exact at
-        temperature 0; a sampled request would need the acceptance rule, and does not speculate)."""
-        return sampler.greedy and sampler.grammar is None
+        """Whether drafts may be checked for this sampler: every one may (a plain greedy one by argmax, the
+        others by drawing each row in turn, see ``Runner._after_draft``)."""
+        return True
 
     @staticmethod
     def free_sampler(sampler: Sampler) -> None:
@@ -470,6 +472,22 @@ class Engine:
         """Copy sequence ``src``'s cache into ``dst`` (a whole-stream copy, done at the next decode)."""
         ll.llama_memory_seq_rm(self.mem, dst, -1, -1)
         ll.llama_memory_seq_cp(self.mem, src, dst, -1, -1)
+
+    def seq_state(self, seq: int) -> bytes:
+        """A sequence's cache as bytes (its cells, positions and K/V rows), for :meth:`seq_restore`."""
+        n = ll.llama_state_seq_get_size(self.ctx, seq)
+        buf = (ctypes.c_uint8 * n)()
+        got = ll.llama_state_seq_get_data(self.ctx, buf, n, seq)
+        return ctypes.string_at(buf, got)
+
+    def seq_restore(self, seq: int, data: bytes) -> bool:
+        """Replace a sequence's cache by a state :meth:`seq_state` gave (same weights and load options);
+        False when llama.cpp refuses it (then the sequence is empty)."""
+        buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        if ll.llama_state_seq_set_data(self.ctx, buf, len(data), seq) == 0:
+            self.seq_clear(seq)
+            return False
+        return True
 
     def seq_pos_min(self, seq: int) -> int:
         return int(ll.llama_memory_seq_pos_min(self.mem, seq))

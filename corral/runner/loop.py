@@ -17,8 +17,10 @@ from typing import Any
 
 from corral.runner import protocol
 from corral.runner.engine import EMBED_SEQS, Engine, Sampling
-from corral.runner.slots import Request, Slot, common_prefix, compaction, pick_slot, plan_batch
+from corral.runner.promptcache import MIN_TOKENS, PromptCache
+from corral.runner.slots import MIN_REUSE, Request, Slot, common_prefix, compaction, pick_slot, plan_batch
 
+SAVE_SECONDS = 8  # the longest a runner spends writing its prompt cache to disk when its channel closes
 MAX_DRAFT = 16  # drafted tokens a step at most: more are seldom all right, and each costs a row of logits
 
 # After a step that sent some request its first text, when the decode threads take every core: the server and
@@ -28,6 +30,10 @@ MAX_DRAFT = 16  # drafted tokens a step at most: more are seldom all right, and 
 # each streamed request's second token by as much, once.
 FIRST_TEXT_PAUSE = 0.002
 
+# A request waits for another's prefill of a prefix they share when that saves it at least this many tokens
+# of its own prefill (then copies the prefix): below that, evaluating it alongside costs less than the wait.
+DEFER_MIN = 64
+
 
 class InputTooLong(Exception):
     """An embedding input longer than the context, with truncation off."""
@@ -36,8 +42,9 @@ class InputTooLong(Exception):
 class Runner:
     _loop_thread: int | None = None
 
-    def __init__(self, engine: Engine, sock: socket.socket) -> None:
+    def __init__(self, engine: Engine, sock: socket.socket, cache: PromptCache | None = None) -> None:
         self.engine = engine
+        self.cache = cache  # prompts kept in host memory (and on disk) when their slot is taken
         self.sock = sock
         self.inbox: queue.Queue[dict[str, Any]] = queue.Queue()
         self.slots = [Slot(seq=i) for i in range(engine.n_slots)]
@@ -50,6 +57,9 @@ class Runner:
         self.first_text_pause = FIRST_TEXT_PAUSE if engine.n_threads >= (os.cpu_count() or 1) else 0.0
         self.moves = 0  # sequences copied to another slot to keep the busy ones consecutive
         self.shifts = 0  # context shifts during generation
+        self.copies = 0  # prompt prefixes copied from another slot instead of evaluated again
+        self.restores = 0  # prompt prefixes restored from the host cache
+        self._exited = threading.Event()
 
     # --- channel ------------------------------------------------------------------------------------
 
@@ -94,13 +104,18 @@ class Runner:
                     self.inbox.put(msg)
                 elif kind == "stats":
                     self.send({"kind": "result", "id": msg["id"], "decode_calls": self.decode_calls,
-                               "moves": self.moves,
+                               "moves": self.moves, "copies": self.copies, "restores": self.restores,
+                               "cached_prompts": len(self.cache.entries) if self.cache else 0,
                                "n_batch": self.engine.n_batch,
                                "slots": [len(s.cached) for s in self.slots]})
                 else:
                     self.inbox.put(msg)
         except (protocol.ChannelClosed, OSError):
             pass
+        if self.cache is not None and self.cache.directory is not None:
+            # the loop thread owns the context: it writes the cache to disk, then this thread ends the process
+            self.inbox.put({"kind": "exit"})
+            self._exited.wait(SAVE_SECONDS)
         os._exit(0)
 
     def _answer_text(self, msg: dict[str, Any]) -> None:
@@ -150,18 +165,41 @@ class Runner:
         self.waiting.append(r)
 
     def _assign(self) -> None:
-        """Move waiting requests into free slots, first come first served."""
+        """Move waiting requests into free slots, first come first served; except that a request whose
+        prompt starts with what a placed request is still evaluating waits for that, then copies it (eight
+        clients with one long system prompt evaluate it once, not eight times side by side)."""
+        deferred: list[Request] = []
         while self.waiting:
-            r = self.waiting[0]
+            r = self.waiting.popleft()
+            if self._follows_a_prefill(r):
+                deferred.append(r)
+                continue
             slot = pick_slot(self.slots, r.prompt, contiguous=self.engine.sequential_batches)
             if slot is None:
-                return
-            self.waiting.popleft()
+                self.waiting.appendleft(r)
+                break
             self._place(slot, r)
+        self.waiting.extendleft(reversed(deferred))
+
+    def _follows_a_prefill(self, r: Request) -> bool:
+        ready = max(common_prefix(s.cached, r.prompt) for s in self.slots)
+        if self.cache is not None:
+            ready = max(ready, self.cache.best(r.prompt)[1])
+        for s in self.slots:
+            lead = s.request
+            if lead is not None and lead.pending:
+                shared = min(common_prefix(lead.prompt, r.prompt), len(r.prompt) - 1)
+                if shared > lead.n_past and shared - ready >= DEFER_MIN:
+                    return True
+        return False
 
     def _place(self, slot: Slot, r: Request) -> None:
         eng = self.engine
-        keep = min(common_prefix(slot.cached, r.prompt), len(r.prompt) - 1)  # re-evaluate ≥1 token for logits
+        limit = len(r.prompt) - 1  # re-evaluate ≥1 token for logits
+        imported = self._import_prefix(slot, r.prompt, limit)
+        keep = min(common_prefix(slot.cached, r.prompt), limit)
+        if not imported and len(slot.cached) - keep >= MIN_TOKENS:
+            self._keep_in_cache(slot)
         if keep < len(slot.cached) and not eng.seq_truncate(slot.seq, keep):
             keep = 0
         if keep and eng.n_swa and eng.seq_pos_min(slot.seq) > max(0, keep - eng.n_swa):
@@ -174,6 +212,55 @@ class Runner:
         r.n_past = keep
         r.n_cached = keep
         r.pending = r.prompt[keep:]
+
+    def _import_prefix(self, slot: Slot, prompt: list[int], limit: int) -> bool:
+        """When another slot (idle or busy) or the host cache holds a longer prefix of ``prompt`` than this
+        slot does, copy it here rather than evaluate it again. True when the slot's cache was replaced."""
+        eng = self.engine
+        own = min(common_prefix(slot.cached, prompt), limit)
+        donor, n_slot = None, own
+        for other in self.slots:
+            if other is not slot:
+                n = min(common_prefix(other.cached, prompt), limit)
+                if n > n_slot:
+                    donor, n_slot = other, n
+        entry, n_host = self.cache.best(prompt) if self.cache is not None else (None, 0)
+        n_host = min(n_host, limit)
+        if max(n_slot, n_host) < own + MIN_REUSE:
+            return False
+        self._keep_in_cache(slot)  # what this slot held, before it is overwritten
+        if donor is not None and n_slot >= n_host:
+            eng.seq_move(donor.seq, slot.seq)  # the whole sequence; _place then cuts it to the shared prefix
+            slot.cached = list(donor.cached)
+            self.copies += 1
+            return True
+        assert self.cache is not None and entry is not None
+        data = self.cache.load(entry)
+        if data is None:
+            return False
+        slot.cached = list(entry.tokens) if eng.seq_restore(slot.seq, data) else []
+        self.restores += 1 if slot.cached else 0
+        return True
+
+    def _keep_in_cache(self, slot: Slot) -> None:
+        """Save a slot's cache to the host cache unless it is short, or held there or in another slot."""
+        tokens = slot.cached
+        if self.cache is None or len(tokens) < MIN_TOKENS or self.cache.covers(tokens):
+            return
+        if any(o is not slot and o.cached[:len(tokens)] == tokens for o in self.slots):
+            return
+        self.cache.put(list(tokens), self.engine.seq_state(slot.seq))
+
+    def _save_and_exit(self) -> None:
+        """The channel closed: write the host cache and what every slot holds to disk, then stop."""
+        assert self.cache is not None
+        try:
+            held = [(list(s.cached), self.engine.seq_state(s.seq)) for s in self.slots
+                    if len(s.cached) >= MIN_TOKENS and not self.cache.covers(s.cached)]
+            self.cache.save(held, deadline=time.monotonic() + SAVE_SECONDS - 1)
+        finally:
+            self._exited.set()
+        threading.Event().wait()  # the reader thread ends the process
 
     def _emit(self, r: Request, text: str) -> None:
         """Streamed requests get their text as it comes; the others get it all in ``done``.
@@ -296,6 +383,8 @@ class Runner:
                 self._cancel(msg["id"])
             elif kind == "embed":
                 self._embed(msg)
+            elif kind == "exit":
+                self._save_and_exit()
             try:
                 msg = self.inbox.get_nowait()
             except queue.Empty:
@@ -376,7 +465,9 @@ class Runner:
         if outputs:
             # every output row at once, in batch order (a canceled request's token is drawn and dropped); a
             # request with drafts has a row for its token and one for each draft
-            picks = [(r.sampler, r.logits_index - len(r.draft) + i) for r in outputs for i in range(len(r.draft) + 1)]
+            # (a sampled request's drafts are drawn later, row by row: see _after_draft)
+            picks = [(None if r.draft and not r.sampler.greedy else r.sampler, r.logits_index - len(r.draft) + i)
+                     for r in outputs for i in range(len(r.draft) + 1)]
             tokens = eng.sample_outputs(picks)
             at = 0
             for r in outputs:
@@ -390,11 +481,23 @@ class Runner:
 
     def _after_draft(self, slot: Slot, r: Request, tokens: list[int]) -> None:
         """The model's own choices after the token and after each draft: drafts are kept while they equal
-        them; the cache forgets the rest; each kept choice then goes on as a sampled token would."""
+        them; the cache forgets the rest; each kept choice then goes on as a sampled token would.
+
+        A sampled request draws its choices here, one row at a time, each through its sampler after the one
+        before was accepted, and stops at the first that differs from the draft: every token is then drawn
+        from the target's own distribution given the tokens before it (for a draft that is a single guess,
+        this is the standard acceptance rule: a draft token survives with its probability under the model,
+        a rejection draws from the rest), and with a seed, the output is what decoding without drafts gives.
+        """
         draft, r.draft = r.draft, []
-        kept = 0
-        while kept < len(draft) and tokens[kept] == draft[kept]:
-            kept += 1
+        first = r.logits_index - len(draft)
+        lazy = tokens[0] < 0
+        chosen: list[int] = []
+        for i in range(len(draft) + 1):
+            chosen.append(self.engine.sample(r.sampler, first + i) if lazy else tokens[i])
+            if i == len(draft) or chosen[i] != draft[i]:
+                break
+        kept = len(chosen) - 1
         r.drafted += len(draft)
         r.accepted += kept
         rejected = len(draft) - kept
@@ -402,10 +505,9 @@ class Runner:
             self.engine.seq_remove(slot.seq, r.n_past - rejected, -1)
             del slot.cached[-rejected:]
             r.n_past -= rejected
-        first = r.logits_index - len(draft)
-        for i in range(kept + 1):
+        for i, token in enumerate(chosen):
             r.logits_index = first + i
-            self._after_logits(slot, r, tokens[i])
+            self._after_logits(slot, r, token)
             if slot.request is not r:
                 return  # finished (a stop, num_predict, end of text, a cancel)
 
@@ -458,10 +560,10 @@ class Runner:
         return True
 
 
-def serve(engine: Engine, sock: socket.socket) -> int:
+def serve(engine: Engine, sock: socket.socket, cache: PromptCache | None = None) -> int:
     """Run a loaded engine on its channel until the channel closes: say ready, read on a thread, decode here.
     (The real runner's entry point and the fake one's share it.)"""
-    runner = Runner(engine, sock)
+    runner = Runner(engine, sock, cache)
     runner.send({"kind": "ready", "pid": os.getpid(), "n_ctx": engine.n_ctx_slot, "n_slots": engine.n_slots,
                  "n_ctx_train": engine.n_ctx_train, "n_vocab": engine.n_vocab, "n_batch": engine.n_batch})
     threading.Thread(target=runner.reader, name="channel-reader", daemon=True).start()

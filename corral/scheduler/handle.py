@@ -51,6 +51,8 @@ class RunnerSpec:
     embedding: bool = False
     kv_type: str = "f16"  # the KV cache's element type: f16, q8_0, q4_0 (quantized ones need flash attention)
     flash_attn: bool | None = None  # None: llama.cpp decides
+    prompt_cache_mb: int = 0  # host memory for prompts evicted from the slots (0: none)
+    prompt_cache_dir: str = ""  # where those survive the runner (this spec's own folder; "": nowhere)
 
     def argv(self, fd: int) -> list[str]:
         args = [sys.executable, "-m", runner_module(), "--fd", str(fd), "--model", self.model_path,
@@ -66,6 +68,10 @@ class RunnerSpec:
             args += ["--kv-type", self.kv_type]
         if self.flash_attn is not None:
             args += ["--flash-attn", "on" if self.flash_attn else "off"]
+        if self.prompt_cache_mb:
+            args += ["--prompt-cache-mb", str(self.prompt_cache_mb)]
+            if self.prompt_cache_dir:
+                args += ["--prompt-cache-dir", self.prompt_cache_dir]
         return args
 
 
@@ -291,7 +297,8 @@ class RunnerHandle:
             self._writer.close()
         if self.proc is not None and self.proc.returncode is None:
             try:
-                await asyncio.wait_for(self.proc.wait(), 3)
+                # a runner with a prompt cache folder first writes its cache there (at most 8 s)
+                await asyncio.wait_for(self.proc.wait(), 10 if self.spec.prompt_cache_dir else 3)
             except TimeoutError:
                 try:
                     os.killpg(self.proc.pid, signal.SIGKILL)

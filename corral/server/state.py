@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +40,7 @@ class ServerState:
         weights = model.model_path.stat().st_size if model.model_path else 0
         return ModelRef(name=model.short_name, digest=model.digest, details=model.details(),
                         estimate_bytes=estimate_runner_bytes(weights, kv, spec.num_ctx, spec.num_parallel,
-                                                             spec.kv_type))
+                                                             spec.kv_type) + (spec.prompt_cache_mb << 20))
 
     def runner_spec(self, model: LocalModel, load: dict[str, Any], *, embedding: bool = False) -> RunnerSpec:
         """The runner a request needs: weights plus load options (a change of any of these reloads)."""
@@ -73,7 +74,22 @@ class ServerState:
             adapters=tuple(str(p) for p in model.adapters),
             embedding=embedding,
             **self._attention(embedding),
+            **self._prompt_cache(model, embedding, num_ctx),
         )
+
+    def _prompt_cache(self, model: LocalModel, embedding: bool, num_ctx: int) -> dict[str, Any]:
+        """CORRAL_PROMPT_CACHE_MB / _DIR. A saved state fits only the same weights, adapters, cache type and
+        context, so each such combination has a folder of its own under the directory."""
+        settings = self.settings
+        if embedding or not settings.prompt_cache_mb:
+            return {}
+        out: dict[str, Any] = {"prompt_cache_mb": settings.prompt_cache_mb}
+        if settings.prompt_cache_dir is not None:
+            attention = self._attention(embedding)
+            key = "|".join([str(model.model_path), *(str(p) for p in model.adapters), str(num_ctx),
+                            attention["kv_type"], str(attention["flash_attn"])])
+            out["prompt_cache_dir"] = str(settings.prompt_cache_dir / hashlib.sha256(key.encode()).hexdigest()[:24])
+        return out
 
     def _attention(self, embedding: bool) -> dict[str, Any]:
         """The KV cache type and flash attention, from OLLAMA_KV_CACHE_TYPE and OLLAMA_FLASH_ATTENTION. A
