@@ -218,6 +218,9 @@ class Metrics(ResponseModel):
     prompt_eval_duration: int = 0
     eval_count: int = 0
     eval_duration: int = 0
+    # corral: speculative decoding's guesses and how many the model kept (absent when it did not speculate)
+    draft_tokens: int = 0
+    draft_accepted: int = 0
 
     def put_metrics(self, out: dict[str, Any]) -> None:
         put(out, "total_duration", self.total_duration)
@@ -226,3 +229,5 @@ class Metrics(ResponseModel):
         put(out, "prompt_eval_duration", self.prompt_eval_duration)
         put(out, "eval_count", self.eval_count)
         put(out, "eval_duration", self.eval_duration)
+        if self.draft_tokens:
+            out["draft_tokens"], out["draft_accepted"] = self.draft_tokens, self.draft_accepted

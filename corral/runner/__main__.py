@@ -7,6 +7,7 @@ and serves until that socket closes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import socket
 import sys
 from pathlib import Path
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kv-type", choices=["f16", "q8_0", "q4_0"], default="f16")
     p.add_argument("--flash-attn", choices=["on", "off", "auto"], default="auto")
     p.add_argument("--prompt-cache-mb", type=int, default=0)
+    p.add_argument("--draft", default="", help="a draft model for speculative decoding")
+    p.add_argument("--draft-max", type=int, default=4, help="tokens it guesses a step (draft_num_predict)")
     p.add_argument("--prompt-cache-dir", default="")
     args = p.parse_args(argv)
     sock = socket.socket(fileno=args.fd)
@@ -40,15 +43,20 @@ def main(argv: list[str] | None = None) -> int:
                        n_batch=args.batch_size, n_threads=args.threads, use_mmap=not args.no_mmap,
                        lora=args.lora, embedding=args.embedding, kv_type=args.kv_type,
                        flash_attn={"on": 1, "off": 0, "auto": -1}[args.flash_attn])
+    drafter = None
     try:
         engine = Engine(opts)
+        if args.draft and args.draft_max > 0:
+            from corral.runner.draft import Drafter
+
+            drafter = Drafter(Engine(dataclasses.replace(opts, model_path=args.draft, lora=[])), engine)
     except Exception as exc:
         sock.sendall(protocol.encode({"kind": "error", "id": "", "error": str(exc)}))
         return 1
     cache = None
     if args.prompt_cache_mb > 0 and not args.embedding:
         cache = PromptCache(args.prompt_cache_mb << 20, Path(args.prompt_cache_dir) if args.prompt_cache_dir else None)
-    return serve(engine, sock, cache)
+    return serve(engine, sock, cache, drafter, args.draft_max)
 
 
 if __name__ == "__main__":

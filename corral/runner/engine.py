@@ -363,6 +363,10 @@ class Engine:
                 out.append(self.sample(sampler, index))
         return out
 
+    def logits(self, batch_index: int) -> Any:
+        """A numpy view of one batch row's logits (valid until the next decode)."""
+        return self._logits(batch_index)
+
     def _logits(self, batch_index: int) -> Any:
         """A numpy view of one batch row's logits."""
         return self._floats(_get_logits_ith(self.ctx, batch_index), self.n_vocab)

@@ -16,6 +16,7 @@ from collections import deque
 from typing import Any
 
 from corral.runner import protocol
+from corral.runner.draft import Drafter
 from corral.runner.engine import EMBED_SEQS, Engine, Sampling
 from corral.runner.promptcache import MIN_TOKENS, PromptCache
 from corral.runner.slots import MIN_REUSE, Request, Slot, common_prefix, compaction, pick_slot, plan_batch
@@ -42,8 +43,11 @@ class InputTooLong(Exception):
 class Runner:
     _loop_thread: int | None = None
 
-    def __init__(self, engine: Engine, sock: socket.socket, cache: PromptCache | None = None) -> None:
+    def __init__(self, engine: Engine, sock: socket.socket, cache: PromptCache | None = None,
+                 drafter: Drafter | None = None, draft_max: int = 0) -> None:
         self.engine = engine
+        self.drafter = drafter  # a draft model's guesses, for every request (draft_num_predict at a time)
+        self.draft_max = max(0, min(MAX_DRAFT, draft_max)) if drafter is not None else 0
         self.cache = cache  # prompts kept in host memory (and on disk) when their slot is taken
         self.sock = sock
         self.inbox: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -156,7 +160,9 @@ class Runner:
                         shift=bool(msg.get("shift")), num_keep=int(msg.get("num_keep", 4)),
                         t_start=float(msg.get("t_arrived") or time.perf_counter()))
             r.sampler = self.engine.new_sampler(sampling)
-            if self.engine.can_draft(r.sampler):
+            if self.draft_max:
+                r.draft_max = self.draft_max
+            elif self.engine.can_draft(r.sampler):
                 r.draft_max = max(0, min(MAX_DRAFT, int(msg.get("ngram_draft") or 0)))
         except Exception as exc:  # bad input (a grammar llama.cpp refuses, ...) fails its own request only
             self.send({"kind": "error", "id": rid, "error": str(exc), "code": "bad_input"})
@@ -231,6 +237,8 @@ class Runner:
         self._keep_in_cache(slot)  # what this slot held, before it is overwritten
         if donor is not None and n_slot >= n_host:
             eng.seq_move(donor.seq, slot.seq)  # the whole sequence; _place then cuts it to the shared prefix
+            if self.drafter is not None:
+                self.drafter.move(donor.seq, slot.seq)
             slot.cached = list(donor.cached)
             self.copies += 1
             return True
@@ -415,6 +423,8 @@ class Runner:
         while (move := compaction(self.slots)) is not None:
             src, dst = move
             self.engine.seq_move(src.seq, dst.seq)
+            if self.drafter is not None:
+                self.drafter.move(src.seq, dst.seq)
             self.moves += 1
             dst.cached, dst.request = list(src.cached), src.request
             src.request, src.last_used = None, time.perf_counter()  # src keeps its cache for later reuse
@@ -434,6 +444,12 @@ class Runner:
                 if r.num_predict >= 0:
                     room = min(room, r.num_predict - len(r.generated) - 1)
                 r.draft_room = max(0, room)
+        if self.drafter is not None:
+            guessing = [r for r in active if r.draft_max and r.next_token is not None and r.draft_room]
+            work = [(by_request[id(r)].seq, [*by_request[id(r)].cached, r.next_token or 0],
+                     min(r.draft_max, r.draft_room)) for r in guessing]
+            for r, guesses in zip(guessing, self.drafter.propose(work), strict=True):
+                r.proposal = guesses
         # in sequence order: llama.cpp takes consecutive ids into one ubatch only in increasing order
         plan = sorted(plan_batch(active, eng.n_batch), key=lambda p: by_request[id(p[0])].seq)
         eng.batch_clear()
@@ -560,10 +576,11 @@ class Runner:
         return True
 
 
-def serve(engine: Engine, sock: socket.socket, cache: PromptCache | None = None) -> int:
+def serve(engine: Engine, sock: socket.socket, cache: PromptCache | None = None, drafter: Drafter | None = None,
+          draft_max: int = 0) -> int:
     """Run a loaded engine on its channel until the channel closes: say ready, read on a thread, decode here.
     (The real runner's entry point and the fake one's share it.)"""
-    runner = Runner(engine, sock, cache)
+    runner = Runner(engine, sock, cache, drafter, draft_max)
     runner.send({"kind": "ready", "pid": os.getpid(), "n_ctx": engine.n_ctx_slot, "n_slots": engine.n_slots,
                  "n_ctx_train": engine.n_ctx_train, "n_vocab": engine.n_vocab, "n_batch": engine.n_batch})
     threading.Thread(target=runner.reader, name="channel-reader", daemon=True).start()

@@ -49,6 +49,7 @@ class Request:
     # NGRAM tokens where they occurred before in the prompt or the output; checked by the model in one decode
     draft_max: int = 0
     draft: list[int] = field(default_factory=list)  # this step's drafted tokens, after next_token
+    proposal: list[int] | None = None  # this step's guesses of a draft model (None: n-gram lookup drafts)
     drafted: int = 0
     accepted: int = 0
     draft_room: int = 0  # how many drafted tokens the context and num_predict leave room for (set by the loop)
@@ -178,7 +179,10 @@ def plan_batch(active: list[Request], budget: int) -> list[tuple[Request, list[i
     # drafts take what room generation left, before any prefill: speculation pays most when few streams run
     # (at 8 busy slots a step is already wide, and drafts then only use what the batch has spare)
     for i, (r, tokens, _) in enumerate(plan):
-        r.draft = propose(r, min(r.draft_max, budget, r.draft_room)) if r.draft_max and budget > 0 else []
+        limit = min(r.draft_max, budget, r.draft_room)
+        r.draft = [] if not r.draft_max or budget <= 0 else (
+            r.proposal[:limit] if r.proposal is not None else propose(r, limit))
+        r.proposal = None
         if r.draft:
             plan[i] = (r, tokens + r.draft, True)
             budget -= len(r.draft)

@@ -52,6 +52,8 @@ class RunnerSpec:
     kv_type: str = "f16"  # the KV cache's element type: f16, q8_0, q4_0 (quantized ones need flash attention)
     flash_attn: bool | None = None  # None: llama.cpp decides
     prompt_cache_mb: int = 0  # host memory for prompts evicted from the slots (0: none)
+    draft_path: str = ""  # a draft model for speculative decoding (the model's DRAFT layer)
+    draft_num_predict: int = 0  # tokens the draft guesses a step (Ollama's draft_num_predict; 0: no drafting)
     prompt_cache_dir: str = ""  # where those survive the runner (this spec's own folder; "": nowhere)
 
     def argv(self, fd: int) -> list[str]:
@@ -68,6 +70,8 @@ class RunnerSpec:
             args += ["--kv-type", self.kv_type]
         if self.flash_attn is not None:
             args += ["--flash-attn", "on" if self.flash_attn else "off"]
+        if self.draft_path and self.draft_num_predict > 0:
+            args += ["--draft", self.draft_path, "--draft-max", str(self.draft_num_predict)]
         if self.prompt_cache_mb:
             args += ["--prompt-cache-mb", str(self.prompt_cache_mb)]
             if self.prompt_cache_dir:

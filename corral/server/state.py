@@ -17,6 +17,7 @@ from corral.server.metrics import Metrics
 from corral.store.models import LocalModel, Store
 
 MAX_THREADS = 512  # GGML_MAX_N_THREADS
+MAX_DRAFT = 16  # the runner's cap on tokens guessed a step (corral.runner.loop.MAX_DRAFT)
 MAX_PARALLEL = 64  # sequences a llama.cpp context holds at most (LLAMA_MAX_SEQ is 64 in older releases)
 # An embedding runner packs up to 64 inputs into one decode (corral.runner.engine.EMBED_SEQS), with a batch as
 # large as its context; llama.cpp aborts creating a context whose batch cannot hold one output per sequence.
@@ -75,7 +76,21 @@ class ServerState:
             embedding=embedding,
             **self._attention(embedding),
             **self._prompt_cache(model, embedding, num_ctx),
+            **self._draft(model, load, embedding),
         )
+
+    @staticmethod
+    def _draft(model: LocalModel, load: dict[str, Any], embedding: bool) -> dict[str, Any]:
+        """A DRAFT layer speculates with ``draft_num_predict`` guesses a step (Ollama's default: 4; 0 turns
+        it off). Without one the option changes nothing (and so reloads nothing)."""
+        draft = model.draft_path
+        if draft is None or embedding:
+            return {}
+        n = load.get("draft_num_predict")
+        n = 4 if n is None else int(n)
+        if not 0 <= n <= MAX_DRAFT:
+            raise BadRequest(f"draft_num_predict must be between 0 and {MAX_DRAFT}")
+        return {"draft_path": str(draft), "draft_num_predict": n} if n else {}
 
     def _prompt_cache(self, model: LocalModel, embedding: bool, num_ctx: int) -> dict[str, Any]:
         """CORRAL_PROMPT_CACHE_MB / _DIR. A saved state fits only the same weights, adapters, cache type and

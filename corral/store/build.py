@@ -168,6 +168,43 @@ def _quantizable(store: Store, layers: Sequence[Layer], media_type: str) -> list
     return out
 
 
+def _check_draft_vocab(layers: Sequence[Layer], metas: Mapping[int, GGUFMetadata]) -> None:
+    """A draft's guesses are token ids: they mean the same only under the same tokenizer. Token texts must
+    agree over the shorter vocabulary (a few padding tokens at the end may differ, as llama.cpp allows), and so
+    must the ends of text."""
+    model = next((metas.get(id(x)) for x in layers if x.media_type == MEDIA_TYPE_MODEL), None)
+    draft = next((metas.get(id(x)) for x in reversed(layers) if x.media_type == MEDIA_TYPE_DRAFT), None)
+    if model is None or draft is None:
+        return
+    problem = draft_vocab_problem(model, draft)
+    if problem:
+        raise CreateError(f"the DRAFT model cannot draft for this model: {problem}")
+
+
+def draft_vocab_problem(model: GGUFMetadata, draft: GGUFMetadata) -> str:
+    """Why ``draft`` cannot guess tokens for ``model`` ("" when it can)."""
+    a, b = model.get("tokenizer.ggml.tokens"), draft.get("tokenizer.ggml.tokens")
+    if a is None or b is None:
+        return "a GGUF without a vocabulary"
+    if model.get("tokenizer.ggml.model") != draft.get("tokenizer.ggml.model"):
+        return (f"its tokenizer is {draft.get('tokenizer.ggml.model')!r}, "
+                f"the model's {model.get('tokenizer.ggml.model')!r}")
+    if abs(len(a) - len(b)) > VOCAB_SLACK:
+        return f"its vocabulary has {len(b)} tokens, the model's {len(a)}"
+    ta = a.values() if hasattr(a, "values") else list(a)
+    tb = b.values() if hasattr(b, "values") else list(b)
+    n = min(len(ta), len(tb))
+    if ta[:n] != tb[:n]:
+        first = next(i for i in range(n) if ta[i] != tb[i])
+        return f"its token {first} is {tb[first]!r}, the model's {ta[first]!r}"
+    if (model.bos_token_id, model.eos_token_id) != (draft.bos_token_id, draft.eos_token_id):
+        return "its beginning or end of text is another token"
+    return ""
+
+
+VOCAB_SLACK = 128  # tokens the two vocabularies may differ by at the end (llama.cpp's speculative check allows as much)
+
+
 def validate_quantize(store: Store, *, quantize: str = "", draft_quantize: str = "", base: LocalModel | None = None,
                       files: Mapping[str, str] | None = None, drafts: Mapping[str, str] | None = None) -> None:
     """Refuse a bad quantize request before any work starts (:class:`CreateError`, a 400).
@@ -352,8 +389,8 @@ def build_model(
             metas[id(layer)] = meta
 
     if drafts:
-        # A DRAFT model for speculative decoding: stored (one layer per file, replacing older ones) and
-        # shown; the runner does not use it yet.
+        # A DRAFT model for speculative decoding (one layer per file, replacing older ones); it guesses the
+        # model's next tokens by id, so it must have the model's vocabulary
         layers = [x for x in layers if x.media_type != MEDIA_TYPE_DRAFT]
         for layer, meta in _file_layers(store, drafts, report, adapter=False):
             draft = Layer(MEDIA_TYPE_DRAFT, layer.digest, layer.size)
@@ -367,6 +404,8 @@ def build_model(
         layers = _quantize_layers(store, layers, metas, statuses, MEDIA_TYPE_MODEL, quantize, report)
     if draft_quantize:
         layers = _quantize_layers(store, layers, metas, statuses, MEDIA_TYPE_DRAFT, draft_quantize, report)
+    if drafts:
+        _check_draft_vocab(layers, metas)
 
     # Info comes first: the GGUF facts below only fill what it left empty, as in Ollama.
     apply_info(config, info)

@@ -27,6 +27,7 @@ from corral.store.errors import GGUFError, InvalidManifest, InvalidModelName, Mi
 from corral.store.gguf import GGUFMetadata, read_metadata
 from corral.store.manifest import (
     MEDIA_TYPE_ADAPTER,
+    MEDIA_TYPE_DRAFT,
     MEDIA_TYPE_LICENSE,
     MEDIA_TYPE_MESSAGES,
     MEDIA_TYPE_MODEL,
@@ -141,6 +142,12 @@ class LocalModel:
     @property
     def adapters(self) -> builtins.list[Path]:
         return [self.store.blobs.path(x.digest) for x in self.manifest.layers_of(MEDIA_TYPE_ADAPTER)]
+
+    @property
+    def draft_path(self) -> Path | None:
+        """The DRAFT model for speculative decoding, if the model has one (the last such layer wins)."""
+        drafts = self.manifest.layers_of(MEDIA_TYPE_DRAFT)
+        return self.store.blobs.path(drafts[-1].digest) if drafts else None
 
     @property
     def projectors(self) -> builtins.list[Path]:

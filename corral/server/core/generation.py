@@ -170,7 +170,8 @@ class Generation:
                                 log.info("%s: the context (%d tokens) filled; shifted %d time(s), keeping num_keep",
                                          name, self.entry.spec.num_ctx, msg["context_shifts"])
                             if msg.get("drafted"):
-                                log.info("%s: n-gram speculation drafted %d token(s), %d accepted (%.0f%%)", name,
+                                log.info("%s: %s speculation drafted %d token(s), %d accepted (%.0f%%)", name,
+                                         "draft model" if self.entry.spec.draft_path else "n-gram",
                                          msg["drafted"], msg["draft_accepted"],
                                          100 * msg["draft_accepted"] / msg["drafted"])
                             if msg.get("context_full"):
@@ -210,6 +211,8 @@ class Generation:
             "prompt_eval_duration": done.get("prompt_eval_duration", 0),
             "eval_count": done.get("eval_count", 0),
             "eval_duration": done.get("eval_duration", 0),
+            "draft_tokens": done.get("drafted", 0),
+            "draft_accepted": done.get("draft_accepted", 0),
         }
 
 

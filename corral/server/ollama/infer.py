@@ -136,7 +136,7 @@ def _merge_chat(parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 # Go's field order puts logprobs after done_reason and _debug_info and before these in a chat response
 _AFTER_CHAT_LOGPROBS = frozenset({"total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration",
-                                  "eval_count", "eval_duration", "truncated"})
+                                  "eval_count", "eval_duration", "draft_tokens", "draft_accepted", "truncated"})
 
 
 def routes() -> list[Route]:
