@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
@@ -14,6 +15,8 @@ from corral.scheduler.handle import RunnerSpec
 from corral.scheduler.memory import estimate_runner_bytes
 from corral.scheduler.scheduler import ModelRef, Scheduler
 from corral.server.metrics import Metrics
+from corral.store.errors import GGUFError
+from corral.store.gguf import read_metadata
 from corral.store.models import LocalModel, Store
 
 MAX_THREADS = 512  # GGML_MAX_N_THREADS
@@ -39,9 +42,16 @@ class ServerState:
         meta = model.gguf()
         kv = meta.kv if meta is not None else {}
         weights = model.model_path.stat().st_size if model.model_path else 0
+        estimate = estimate_runner_bytes(weights, kv, spec.num_ctx, spec.num_parallel, spec.kv_type)
+        if spec.draft_path:  # a second model and context in the same runner
+            try:
+                draft = Path(spec.draft_path)
+                estimate += estimate_runner_bytes(draft.stat().st_size, read_metadata(draft).kv, spec.num_ctx,
+                                                  spec.num_parallel, spec.kv_type)
+            except (OSError, GGUFError):
+                pass  # the load will say what is wrong with it
         return ModelRef(name=model.short_name, digest=model.digest, details=model.details(),
-                        estimate_bytes=estimate_runner_bytes(weights, kv, spec.num_ctx, spec.num_parallel,
-                                                             spec.kv_type) + (spec.prompt_cache_mb << 20))
+                        estimate_bytes=estimate + (spec.prompt_cache_mb << 20))
 
     def runner_spec(self, model: LocalModel, load: dict[str, Any], *, embedding: bool = False) -> RunnerSpec:
         """The runner a request needs: weights plus load options (a change of any of these reloads)."""
