@@ -22,6 +22,7 @@ from corral.scheduler.handle import RunnerHandle, RunnerSpec
 from corral.store.models import Store
 from tests.servers import CorralServer, wait_until
 from tests.test_batching import assert_same_tokens
+from tests.test_prompt_cache import with_runner
 from tests.test_speculation import PROMPTS
 
 pytestmark = pytest.mark.slow
@@ -57,23 +58,15 @@ async def generate(handle: RunnerHandle, prompt: str, **sampling: Any) -> dict[s
 def test_greedy_output_with_a_draft_model_is_the_output_without(pair: tuple[str, str]) -> None:
     target, draft = pair
 
-    async def fresh(spec: RunnerSpec, work: Any) -> Any:
-        handle = RunnerHandle(spec)
-        await handle.start(120)
-        try:
-            return await work(handle)
-        finally:
-            await handle.kill()
-
     async def main() -> tuple[Any, ...]:
         plain_spec = RunnerSpec(model_path=target, num_ctx=1024, num_parallel=4)
         spec = RunnerSpec(model_path=target, num_ctx=1024, num_parallel=4, draft_path=draft, draft_num_predict=4)
-        plain = [await fresh(plain_spec, lambda h, p=p: generate(h, p)) for p in PROMPTS]
-        alone = [await fresh(spec, lambda h, p=p: generate(h, p)) for p in PROMPTS]
-        together = await fresh(spec, lambda h: asyncio.gather(*(generate(h, p) for p in PROMPTS)))
+        plain = [await with_runner(plain_spec, lambda h, p=p: generate(h, p)) for p in PROMPTS]
+        alone = [await with_runner(spec, lambda h, p=p: generate(h, p)) for p in PROMPTS]
+        together = await with_runner(spec, lambda h: asyncio.gather(*(generate(h, p) for p in PROMPTS)))
         seeded = {"temperature": 0.8, "seed": 7, "top_k": 0, "top_p": 1}
-        sampled = [await fresh(plain_spec, lambda h: generate(h, PROMPTS[2], **seeded)),
-                   await fresh(spec, lambda h: generate(h, PROMPTS[2], **seeded))]
+        sampled = [await with_runner(plain_spec, lambda h: generate(h, PROMPTS[2], **seeded)),
+                   await with_runner(spec, lambda h: generate(h, PROMPTS[2], **seeded))]
         return plain, alone, list(together), sampled
 
     plain, alone, together, sampled = asyncio.run(main())
