@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flash-attn", choices=["on", "off", "auto"], default="auto")
     p.add_argument("--prompt-cache-mb", type=int, default=0)
     p.add_argument("--draft", default="", help="a draft model for speculative decoding")
+    p.add_argument("--projector", default="", help="a vision projector (mmproj) for images")
     p.add_argument("--draft-max", type=int, default=4, help="tokens it guesses a step (draft_num_predict)")
     p.add_argument("--prompt-cache-dir", default="")
     args = p.parse_args(argv)
@@ -43,9 +44,13 @@ def main(argv: list[str] | None = None) -> int:
                        n_batch=args.batch_size, n_threads=args.threads, use_mmap=not args.no_mmap,
                        lora=args.lora, embedding=args.embedding, kv_type=args.kv_type,
                        flash_attn={"on": 1, "off": 0, "auto": -1}[args.flash_attn])
-    drafter = None
+    drafter = vision = None
     try:
         engine = Engine(opts)
+        if args.projector and not args.embedding:
+            from corral.runner.vision import Vision
+
+            vision = Vision(args.projector, engine.model, engine.n_threads)
         if args.draft and args.draft_max > 0:
             from corral.runner.draft import Drafter
 
@@ -56,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     cache = None
     if args.prompt_cache_mb > 0 and not args.embedding:
         cache = PromptCache(args.prompt_cache_mb << 20, Path(args.prompt_cache_dir) if args.prompt_cache_dir else None)
-    return serve(engine, sock, cache, drafter, args.draft_max)
+    return serve(engine, sock, cache, drafter, args.draft_max, vision)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from corral.runner.draft import Drafter
 from corral.runner.engine import EMBED_SEQS, Engine, Sampling
 from corral.runner.promptcache import MIN_TOKENS, PromptCache
 from corral.runner.slots import MIN_REUSE, Request, Slot, common_prefix, compaction, pick_slot, plan_batch
+from corral.runner.vision import ImageError, Vision
 
 SAVE_SECONDS = 8  # the longest a runner spends writing its prompt cache to disk when its channel closes
 MAX_DRAFT = 16  # drafted tokens a step at most: more are seldom all right, and each costs a row of logits
@@ -44,8 +45,9 @@ class Runner:
     _loop_thread: int | None = None
 
     def __init__(self, engine: Engine, sock: socket.socket, cache: PromptCache | None = None,
-                 drafter: Drafter | None = None, draft_max: int = 0) -> None:
+                 drafter: Drafter | None = None, draft_max: int = 0, vision: Vision | None = None) -> None:
         self.engine = engine
+        self.vision = vision  # the projector, for prompts with images
         self.drafter = drafter  # a draft model's guesses, for every request (draft_num_predict at a time)
         self.draft_max = max(0, min(MAX_DRAFT, draft_max)) if drafter is not None else 0
         self.cache = cache  # prompts kept in host memory (and on disk) when their slot is taken
@@ -142,17 +144,30 @@ class Runner:
         rid = msg["id"]
         try:
             tokens = msg.get("tokens")
-            prompt = [int(t) for t in tokens] if tokens is not None else self.engine.tokenize(msg.get("prompt", ""))
+            media = None
+            if msg.get("images"):
+                if self.vision is None:
+                    raise ImageError("this model does not support images")
+                text = msg["prompt"] if tokens is None else self.engine.detokenize([int(t) for t in tokens])
+                media = self.vision.tokenize(text, list(msg["images"]))
+                prompt = media.tokens
+                if prompt and prompt[-1] < 0:  # the last prompt token's logits start the reply: text, not image
+                    prompt = prompt + self.engine.tokenize("\n", add_special=False)
+            elif tokens is not None:
+                prompt = [int(t) for t in tokens]
+            else:
+                prompt = self.engine.tokenize(msg.get("prompt", ""))
             if not prompt:
                 prompt = [self.engine.bos]
             if len(prompt) >= self.engine.n_ctx_slot:
+                self._release(media)
                 # the server fits the prompt itself then (dropping old messages, cutting the middle)
                 self.send({"kind": "error", "id": rid, "code": "prompt_too_long",
                            "error": f"the prompt ({len(prompt)} tokens) does not fit the context length "
                                     f"({self.engine.n_ctx_slot} tokens)"})
                 return
             sampling = Sampling.from_wire(msg.get("sampling") or {})
-            r = Request(id=rid, prompt=prompt, sampling=sampling,
+            r = Request(id=rid, prompt=prompt, sampling=sampling, media=media,
                         num_predict=int(msg.get("num_predict", -1)), stop=list(msg.get("stop") or []),
                         report_gaps=bool(msg.get("report_gaps")), stream=bool(msg.get("stream", True)),
                         logprobs=bool(msg.get("logprobs")),
@@ -165,6 +180,7 @@ class Runner:
             elif self.engine.can_draft(r.sampler):
                 r.draft_max = max(0, min(MAX_DRAFT, int(msg.get("ngram_draft") or 0)))
         except Exception as exc:  # bad input (a grammar llama.cpp refuses, ...) fails its own request only
+            self._release(media)
             self.send({"kind": "error", "id": rid, "error": str(exc), "code": "bad_input"})
             return
         self.requests[rid] = r
@@ -204,6 +220,8 @@ class Runner:
         limit = len(r.prompt) - 1  # re-evaluate ≥1 token for logits
         imported = self._import_prefix(slot, r.prompt, limit)
         keep = min(common_prefix(slot.cached, r.prompt), limit)
+        while 0 < keep < len(r.prompt) and r.prompt[keep] < 0 and r.prompt[keep - 1] == r.prompt[keep]:
+            keep -= 1  # never part of an image: all of it is evaluated again
         if not imported and len(slot.cached) - keep >= MIN_TOKENS:
             self._keep_in_cache(slot)
         if keep < len(slot.cached) and not eng.seq_truncate(slot.seq, keep):
@@ -321,15 +339,21 @@ class Runner:
             msg["gaps"] = r.gaps
         self.send(msg)
         self.engine.free_sampler(r.sampler)
+        self._release(r.media)
         self.requests.pop(r.id, None)
         slot.request = None
         slot.last_used = now
+
+    def _release(self, media: Any) -> None:
+        if media is not None and self.vision is not None:
+            self.vision.release(media)
 
     def _cancel(self, rid: str) -> None:
         for r in list(self.waiting):
             if r.id == rid:
                 self.waiting.remove(r)
                 self.engine.free_sampler(r.sampler)
+                self._release(r.media)
                 self.requests.pop(rid, None)
                 self.send({"kind": "done", "id": rid, "done_reason": "canceled", "prompt_eval_count": 0,
                            "eval_count": 0, "tokens_after_cancel": 0, "tokens": [], "prompt_tokens": []})
@@ -439,13 +463,22 @@ class Runner:
             return False
         by_request = {id(s.request): s for s in self.slots if s.request is not None}
         for r in active:
+            if r.media is not None and r.pending and r.pending[0] < 0 and r.next_token is None:
+                self._evaluate_image(by_request[id(r)], r)
+        if any(s.request is None for s in by_request.values()):  # an image failed: its request is gone
+            active = [s.request for s in self.slots if s.request is not None]
+            by_request = {id(s.request): s for s in self.slots if s.request is not None}
+            if not active:
+                return True
+        for r in active:
             if r.draft_max:
                 room = eng.n_ctx_slot - 2 - r.n_past
                 if r.num_predict >= 0:
                     room = min(room, r.num_predict - len(r.generated) - 1)
                 r.draft_room = max(0, room)
         if self.drafter is not None:
-            guessing = [r for r in active if r.draft_max and r.next_token is not None and r.draft_room]
+            guessing = [r for r in active if r.draft_max and r.next_token is not None and r.draft_room
+                        and r.media is None]  # the draft model cannot see images
             work = [(by_request[id(r)].seq, [*by_request[id(r)].cached, r.next_token or 0],
                      min(r.draft_max, r.draft_room)) for r in guessing]
             for r, guesses in zip(guessing, self.drafter.propose(work), strict=True):
@@ -494,6 +527,30 @@ class Runner:
                     self._after_logits(by_request[id(r)], r, tokens[at])
                 at += n
         return True
+
+    def _evaluate_image(self, slot: Slot, r: Request) -> None:
+        """The image at the head of a request's pending prompt, in a decode of its own (mtmd encodes it and
+        decodes its embeddings into the slot's cache); the other slots wait for this one step."""
+        assert self.vision is not None
+        start = len(r.prompt) - len(r.pending)
+        chunk = r.media.spans.get(start)
+        n = next((i for i, t in enumerate(r.pending) if t != r.pending[0]), len(r.pending))
+        try:
+            if chunk is None:
+                raise ImageError("the image's place in the prompt was lost")
+            r.n_past = self.vision.evaluate(self.engine.ctx, chunk, r.n_past, slot.seq, self.engine.n_batch)
+        except Exception as exc:
+            self.engine.seq_clear(slot.seq)
+            slot.cached = []
+            self.send({"kind": "error", "id": r.id, "error": str(exc), "code": "bad_input"})
+            self.engine.free_sampler(r.sampler)
+            self._release(r.media)
+            self.requests.pop(r.id, None)
+            slot.request = None
+            return
+        self.decode_calls += 1
+        slot.cached.extend(r.pending[:n])
+        del r.pending[:n]
 
     def _after_draft(self, slot: Slot, r: Request, tokens: list[int]) -> None:
         """The model's own choices after the token and after each draft: drafts are kept while they equal
@@ -577,10 +634,10 @@ class Runner:
 
 
 def serve(engine: Engine, sock: socket.socket, cache: PromptCache | None = None, drafter: Drafter | None = None,
-          draft_max: int = 0) -> int:
+          draft_max: int = 0, vision: Vision | None = None) -> int:
     """Run a loaded engine on its channel until the channel closes: say ready, read on a thread, decode here.
     (The real runner's entry point and the fake one's share it.)"""
-    runner = Runner(engine, sock, cache, drafter, draft_max)
+    runner = Runner(engine, sock, cache, drafter, draft_max, vision)
     runner.send({"kind": "ready", "pid": os.getpid(), "n_ctx": engine.n_ctx_slot, "n_slots": engine.n_slots,
                  "n_ctx_train": engine.n_ctx_train, "n_vocab": engine.n_vocab, "n_batch": engine.n_batch})
     threading.Thread(target=runner.reader, name="channel-reader", daemon=True).start()

@@ -50,6 +50,7 @@ class Request:
     draft_max: int = 0
     draft: list[int] = field(default_factory=list)  # this step's drafted tokens, after next_token
     proposal: list[int] | None = None  # this step's guesses of a draft model (None: n-gram lookup drafts)
+    media: Any = None  # vision.MediaPrompt: where the prompt's images are (their spans hold negative tokens)
     drafted: int = 0
     accepted: int = 0
     draft_room: int = 0  # how many drafted tokens the context and num_predict leave room for (set by the loop)
@@ -91,7 +92,10 @@ def propose(r: Request, limit: int) -> list[int]:
     _remember(r, r.generated[len(r._history) - len(r.prompt):])
     hist = r._history
     start = r._follows.get(tuple(hist[-NGRAM:]))
-    return hist[start:start + limit] if start is not None else []
+    if start is None:
+        return []
+    draft = hist[start:start + limit]
+    return draft[:next((i for i, t in enumerate(draft) if t < 0), len(draft))]  # never an image's stand-in
 
 
 def _remember(r: Request, tokens: list[int]) -> None:
@@ -187,8 +191,10 @@ def plan_batch(active: list[Request], budget: int) -> list[tuple[Request, list[i
             plan[i] = (r, tokens + r.draft, True)
             budget -= len(r.draft)
     for r in sorted(active, key=lambda r: r.t_submit):
-        if r.next_token is None and r.pending and budget > 0:
+        if r.next_token is None and r.pending and budget > 0 and r.pending[0] >= 0:
             chunk = r.pending[:budget]
+            if r.media is not None:  # text only, up to the next image (the loop evaluates images apart)
+                chunk = chunk[:next((i for i, t in enumerate(chunk) if t < 0), len(chunk))]
             plan.append((r, chunk, len(chunk) == len(r.pending)))
             budget -= len(chunk)
     return plan

@@ -53,6 +53,7 @@ class RunnerSpec:
     flash_attn: bool | None = None  # None: llama.cpp decides
     prompt_cache_mb: int = 0  # host memory for prompts evicted from the slots (0: none)
     draft_path: str = ""  # a draft model for speculative decoding (the model's DRAFT layer)
+    projector: str = ""  # a vision projector (the model's projector layer): images in prompts
     draft_num_predict: int = 0  # tokens the draft guesses a step (Ollama's draft_num_predict; 0: no drafting)
     prompt_cache_dir: str = ""  # where those survive the runner (this spec's own folder; "": nowhere)
 
@@ -70,6 +71,8 @@ class RunnerSpec:
             args += ["--kv-type", self.kv_type]
         if self.flash_attn is not None:
             args += ["--flash-attn", "on" if self.flash_attn else "off"]
+        if self.projector:
+            args += ["--projector", self.projector]
         if self.draft_path and self.draft_num_predict > 0:
             args += ["--draft", self.draft_path, "--draft-max", str(self.draft_num_predict)]
         if self.prompt_cache_mb:

@@ -87,6 +87,7 @@ class ServerState:
             **self._attention(embedding),
             **self._prompt_cache(model, embedding, num_ctx),
             **self._draft(model, load, embedding),
+            projector=str(model.projectors[-1]) if model.projectors and not embedding else "",
         )
 
     @staticmethod

@@ -27,6 +27,7 @@ from corral.prompt.render import PromptFormat, render_chat
 from corral.server.core.events import Delta, Done, Event, Rendered
 from corral.server.core.fit import Render, render_off_loop
 from corral.server.core.generation import Disconnected, Generation, build_options, prompt_format, resolve
+from corral.server.core.images import check_images, tag_images
 from corral.server.core.shared import (
     ToolChoice,
     chat_messages,
@@ -99,10 +100,12 @@ async def chat(state: ServerState, req: ChatRequest, disconnected: Disconnected 
         return
 
     messages, render, offered = plan.messages, plan.render, plan.offered
+    messages, gen.images = tag_images(messages)
     if req.debug_render_only:
         yield Rendered(await render_off_loop(render, messages), sum(len(m.images or []) for m in req.messages))
         return
 
+    await check_images(gen.images)
     forced = tool_choice_grammar(choice, offered or [], model.template, plan.fmt.jinja_template)
     if forced is not None:
         grammar, raw_grammar = forced, False

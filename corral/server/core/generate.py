@@ -20,6 +20,7 @@ from corral.scheduler.handle import RunnerError
 from corral.server.core.events import Delta, Done, Event, Rendered
 from corral.server.core.fit import Render, render_off_loop
 from corral.server.core.generation import Disconnected, Generation, build_options, prompt_format, resolve
+from corral.server.core.images import MARKER, check_images, tag_images
 from corral.server.core.shared import (
     chat_messages,
     logprobs_of,
@@ -61,11 +62,14 @@ async def generate(state: ServerState, req: GenerateRequest,
         return
 
     fmt = prompt_format(model)
-    messages = [{"role": "user", "content": req.prompt}]
+    messages, gen.images = tag_images([{"role": "user", "content": req.prompt, "images": req.images}])
+    await check_images(gen.images)
     render: Render
     if req.raw:
+        raw = req.prompt if not gen.images or MARKER.search(req.prompt) else messages[0]["content"]
+
         def render(ms: list[dict[str, Any]]) -> str:
-            return req.prompt
+            return raw  # the caller's own [img-N] tags, or the images before the text
     elif req.suffix:
         template = req.template or model.template or "{{ .Prompt }}"
 
@@ -128,7 +132,9 @@ async def generate(state: ServerState, req: GenerateRequest,
                         yield Delta(content=piece.content, thinking=piece.thinking, logprobs=logprobs)
                 elif msg["kind"] == "done":
                     last = splitter.finish()
-                    context = None if req.raw else list(msg.get("prompt_tokens", [])) + list(msg.get("tokens", []))
+                    # (an image's stand-in tokens are not text: the context leaves them out)
+                    context = None if req.raw else [t for t in msg.get("prompt_tokens", []) if t >= 0] + list(
+                        msg.get("tokens", []))
                     yield Done(reason_of(msg), Delta(content=last.content, thinking=last.thinking),
                                gen.metrics(msg), context=context, truncated=fitted.cut or None,
                                prompt_length=prompt_length(msg),

@@ -84,6 +84,7 @@ class Generation:
     top_logprobs: int = 0
     grammar: str | None = None  # GBNF the sampler enforces (from format, a raw grammar, or tool_choice)
     shift: bool = True  # the request's ``shift``: at a full context the runner shifts it, as Ollama does
+    images: list[str] = field(default_factory=list)  # base64, in the order of the prompt's [img-N] tags
     _first_seen: bool = False  # the first token has been timed (a two-pass run times only its first)
 
     @property
@@ -133,7 +134,8 @@ class Generation:
         return {"sampling": sampling, "num_predict": int(o.get("num_predict", -1)), "stop": list(stop),
                 "stream": self.stream, "logprobs": self.logprobs, "top_logprobs": self.top_logprobs,
                 "shift": self.shift, "num_keep": 4 if num_keep is None else int(num_keep),
-                "ngram_draft": self.state.settings.ngram_draft if draft is None else int(draft)}
+                "ngram_draft": self.state.settings.ngram_draft if draft is None else int(draft),
+                **({"images": self.images} if self.images else {})}
 
     async def fit(self, messages: list[dict[str, Any]], render: Render, *, truncate: bool, shift: bool) -> Fitted:
         """The prompt for these messages; one that may overflow is checked by the runner and cut to the
