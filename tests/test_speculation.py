@@ -112,3 +112,26 @@ def test_the_option_and_the_setting(tmp_path: Path, models_dir: Path) -> None:
         assert bad.status_code == 400
     finally:
         srv.stop()
+
+
+def test_a_grammar_sees_only_the_tokens_kept(models_dir: Path) -> None:
+    """A greedy request with a grammar checks its drafts row by row: the grammar must not take the rows after
+    a rejected draft (it would count tokens that were never written, and end early)."""
+    model = Store(models_dir).get("smollm2:135m")
+    assert model.model_path is not None
+    grammar = r'root ::= [^\n]{60} "\n"'
+
+    async def main() -> list[dict[str, Any]]:
+        out = []
+        for draft in (0, 8):
+            handle = RunnerHandle(RunnerSpec(model_path=str(model.model_path), num_ctx=1024, num_parallel=1))
+            await handle.start(120)
+            try:
+                out.append(await generate(handle, COPY, draft, grammar=grammar))
+            finally:
+                await handle.kill()
+        return out
+
+    plain, drafted = asyncio.run(main())
+    assert drafted.get("drafted", 0) > 0
+    assert drafted["tokens"] == plain["tokens"]

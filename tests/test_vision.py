@@ -177,7 +177,8 @@ async def run(handle: RunnerHandle, prompt: str, images: list[bytes]) -> dict[st
 
 CASES: list[tuple[str, list[bytes]]] = [
     ("[img-0]Describe the image.", [RED]), ("What is in the picture?", []),
-    ("[img-0] and [img-1]: what colour?", [GRADIENT, RED]), ("Describe the colour red.", [])]
+    ("[img-0] and [img-1]: what colour?", [GRADIENT, RED]), ("Describe the colour red.", []),
+    ("[img-0][img-1]Twins?", [RED, RED])]  # one image twice, side by side: two spans, two evaluations
 
 
 def test_beside_text_requests_and_on_the_next_turn(files: tuple[Path, Path]) -> None:
@@ -208,5 +209,7 @@ def test_beside_text_requests_and_on_the_next_turn(files: tuple[Path, Path]) -> 
     alone, together, turn, after = asyncio.run(main())
     prompts = [p for p, _ in CASES]
     assert_same_tokens(prompts, alone, together)
+    twins = alone[-1]
+    assert len(twins["prompt_tokens"]) - len([t for t in twins["prompt_tokens"] if t >= 0]) == 2 * n_image_tokens()
     assert turn["prompt_eval_count"] < n_image_tokens()  # only the new text was evaluated
     assert after["tokens"] == alone[1]["tokens"]

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.projector and not args.embedding:
             from corral.runner.vision import Vision
 
-            vision = Vision(args.projector, engine.model, engine.n_threads)
+            vision = Vision(args.projector, engine.model, engine.n_threads, engine.bos)
         if args.draft and args.draft_max > 0:
             from corral.runner.draft import Drafter
 

@@ -267,7 +267,7 @@ class Engine:
         leading BOS is left out when tokenizing adds one anyway (Ollama's text would carry a second one)."""
         if tokens and self.add_bos and tokens[0] == self.bos:
             tokens = tokens[1:]
-        pieces = self._special_pieces
+        pieces = self._special_pieces  # (filled by both threads: a dict's item assignment is atomic)
         out = []
         for t in tokens:
             raw = pieces.get(t)
@@ -476,6 +476,9 @@ class Engine:
         """Copy sequence ``src``'s cache into ``dst`` (a whole-stream copy, done at the next decode)."""
         ll.llama_memory_seq_rm(self.mem, dst, -1, -1)
         ll.llama_memory_seq_cp(self.mem, src, dst, -1, -1)
+
+    def seq_state_size(self, seq: int) -> int:
+        return int(ll.llama_state_seq_get_size(self.ctx, seq))
 
     def seq_state(self, seq: int) -> bytes:
         """A sequence's cache as bytes (its cells, positions and K/V rows), for :meth:`seq_restore`."""

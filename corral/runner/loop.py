@@ -66,6 +66,10 @@ class Runner:
         self.copies = 0  # prompt prefixes copied from another slot instead of evaluated again
         self.restores = 0  # prompt prefixes restored from the host cache
         self._exited = threading.Event()
+        self._closed = False  # the channel broke: writes are dropped
+        # sequences whose cache a queued copy or shift will still change (llama.cpp applies those at the next
+        # decode, while reading or writing a sequence's state touches the buffers now): not saved nor restored
+        self._unsettled: set[int] = set()
 
     # --- channel ------------------------------------------------------------------------------------
 
@@ -78,17 +82,23 @@ class Runner:
         if self._outbox is not None and threading.get_ident() == self._loop_thread:
             self._outbox.append(frame)
             return
-        with self._send_lock:
-            self.sock.sendall(frame)
+        self._write(frame)
+
+    def _write(self, data: bytes) -> None:
+        if self._closed:
+            return  # the server is gone: nothing to tell it (the loop goes on, to save the prompt cache)
+        try:
+            with self._send_lock:
+                self.sock.sendall(data)
+        except OSError:
+            self._closed = True
 
     def _flush(self) -> None:
         """One write for everything a step produced: with 8 streams that is one syscall, not 8, and the
         server reads the frames in one wake-up."""
         out, self._outbox = self._outbox, None
         if out:
-            data = b"".join(out)
-            with self._send_lock:
-                self.sock.sendall(data)
+            self._write(b"".join(out))
 
     def reader(self) -> None:
         """Runs until the channel closes; then the whole process exits, so no runner outlives its server."""
@@ -118,9 +128,10 @@ class Runner:
                     self.inbox.put(msg)
         except (protocol.ChannelClosed, OSError):
             pass
+        self._closed = True
         if self.cache is not None and self.cache.directory is not None:
             # the loop thread owns the context: it writes the cache to disk, then this thread ends the process
-            self.inbox.put({"kind": "exit"})
+            self.inbox.put({"kind": "exit", "deadline": time.monotonic() + SAVE_SECONDS - 0.5})
             self._exited.wait(SAVE_SECONDS)
         os._exit(0)
 
@@ -242,6 +253,8 @@ class Runner:
         slot does, copy it here rather than evaluate it again. True when the slot's cache was replaced."""
         eng = self.engine
         own = min(common_prefix(slot.cached, prompt), limit)
+        if slot.seq in self._unsettled:
+            return False
         donor, n_slot = None, own
         for other in self.slots:
             if other is not slot:
@@ -255,35 +268,47 @@ class Runner:
         self._keep_in_cache(slot)  # what this slot held, before it is overwritten
         if donor is not None and n_slot >= n_host:
             eng.seq_move(donor.seq, slot.seq)  # the whole sequence; _place then cuts it to the shared prefix
+            self._unsettled |= {donor.seq, slot.seq}
             if self.drafter is not None:
                 self.drafter.move(donor.seq, slot.seq)
             slot.cached = list(donor.cached)
             self.copies += 1
             return True
         assert self.cache is not None and entry is not None
+        if slot.seq in self._unsettled:
+            return False  # a queued copy would overwrite what is restored now
         data = self.cache.load(entry)
         if data is None:
             return False
-        slot.cached = list(entry.tokens) if eng.seq_restore(slot.seq, data) else []
-        self.restores += 1 if slot.cached else 0
+        if not eng.seq_restore(slot.seq, data):
+            self.cache.drop(entry)  # it will not fit next time either
+            slot.cached = []
+            return True
+        slot.cached = list(entry.tokens)
+        self.restores += 1
         return True
 
     def _keep_in_cache(self, slot: Slot) -> None:
-        """Save a slot's cache to the host cache unless it is short, or held there or in another slot."""
+        """Save a slot's cache to the host cache unless it is short, held there or in another slot, larger
+        than the cache, or about to change (see ``_unsettled``)."""
         tokens = slot.cached
-        if self.cache is None or len(tokens) < MIN_TOKENS or self.cache.covers(tokens):
+        if (self.cache is None or len(tokens) < MIN_TOKENS or slot.seq in self._unsettled
+                or self.cache.covers(tokens)):
             return
         if any(o is not slot and o.cached[:len(tokens)] == tokens for o in self.slots):
             return
+        if self.engine.seq_state_size(slot.seq) > self.cache.cap:
+            return  # copying it only to be refused would stall every stream
         self.cache.put(list(tokens), self.engine.seq_state(slot.seq))
 
-    def _save_and_exit(self) -> None:
+    def _save_and_exit(self, deadline: float) -> None:
         """The channel closed: write the host cache and what every slot holds to disk, then stop."""
         assert self.cache is not None
         try:
-            held = [(list(s.cached), self.engine.seq_state(s.seq)) for s in self.slots
-                    if len(s.cached) >= MIN_TOKENS and not self.cache.covers(s.cached)]
-            self.cache.save(held, deadline=time.monotonic() + SAVE_SECONDS - 1)
+            for s in self.slots:
+                if time.monotonic() < deadline:
+                    self._keep_in_cache(s)
+            self.cache.save([], deadline=deadline)
         finally:
             self._exited.set()
         threading.Event().wait()  # the reader thread ends the process
@@ -416,7 +441,7 @@ class Runner:
             elif kind == "embed":
                 self._embed(msg)
             elif kind == "exit":
-                self._save_and_exit()
+                self._save_and_exit(float(msg["deadline"]))
             try:
                 msg = self.inbox.get_nowait()
             except queue.Empty:
@@ -447,6 +472,7 @@ class Runner:
         while (move := compaction(self.slots)) is not None:
             src, dst = move
             self.engine.seq_move(src.seq, dst.seq)
+            self._unsettled |= {src.seq, dst.seq}
             if self.drafter is not None:
                 self.drafter.move(src.seq, dst.seq)
             self.moves += 1
@@ -497,11 +523,13 @@ class Runner:
                 slot = by_request[id(r)]
                 self.send({"kind": "error", "id": r.id, "error": f"llama_decode failed ({ret})"})
                 eng.free_sampler(r.sampler)
+                self._release(r.media)
                 self.requests.pop(r.id, None)
                 eng.seq_clear(slot.seq)
                 slot.cached = []
                 slot.request = None
             return True
+        self._unsettled.clear()  # the decode applied every queued copy and shift
         for r, tokens, _ in plan:
             slot = by_request[id(r)]
             slot.cached.extend(tokens)
@@ -515,8 +543,9 @@ class Runner:
             # every output row at once, in batch order (a canceled request's token is drawn and dropped); a
             # request with drafts has a row for its token and one for each draft
             # (a sampled request's drafts are drawn later, row by row: see _after_draft)
-            picks = [(None if r.draft and not r.sampler.greedy else r.sampler, r.logits_index - len(r.draft) + i)
-                     for r in outputs for i in range(len(r.draft) + 1)]
+            # (so does a greedy one with a grammar: the grammar must not accept rows after a rejected draft)
+            picks = [(None if r.draft and not (r.sampler.greedy and r.sampler.grammar is None) else r.sampler,
+                      r.logits_index - len(r.draft) + i) for r in outputs for i in range(len(r.draft) + 1)]
             tokens = eng.sample_outputs(picks)
             at = 0
             for r in outputs:
@@ -534,10 +563,10 @@ class Runner:
         assert self.vision is not None
         start = len(r.prompt) - len(r.pending)
         chunk = r.media.spans.get(start)
-        n = next((i for i, t in enumerate(r.pending) if t != r.pending[0]), len(r.pending))
         try:
             if chunk is None:
                 raise ImageError("the image's place in the prompt was lost")
+            n = self.vision.n_tokens(chunk)  # (two equal images side by side are two chunks)
             r.n_past = self.vision.evaluate(self.engine.ctx, chunk, r.n_past, slot.seq, self.engine.n_batch)
         except Exception as exc:
             self.engine.seq_clear(slot.seq)
@@ -549,6 +578,7 @@ class Runner:
             slot.request = None
             return
         self.decode_calls += 1
+        self._unsettled.clear()  # its decode applied what was queued
         slot.cached.extend(r.pending[:n])
         del r.pending[:n]
 
@@ -626,6 +656,7 @@ class Runner:
             return False
         eng.seq_remove(slot.seq, keep, keep + discard)
         eng.seq_shift(slot.seq, keep + discard, r.n_past, -discard)
+        self._unsettled.add(slot.seq)  # the keys rotate at the next decode
         slot.cached = slot.cached[:keep] + slot.cached[keep + discard:]
         r.n_past -= discard
         self.shifts += 1

@@ -67,7 +67,7 @@ class PromptCache:
             return
         # an entry that is a prefix of this one is worth nothing more
         for e in [e for e in self.entries if len(e.tokens) <= len(tokens) and tokens[:len(e.tokens)] == e.tokens]:
-            self._drop(e)
+            self.drop(e)
         self.entries.append(Entry(list(tokens), len(data), data))
         self._fit()
 
@@ -81,18 +81,19 @@ class PromptCache:
             assert entry.path is not None
             _, data = _read(entry.path, with_data=True)
             return data
-        except (OSError, ValueError):
-            self._drop(entry)
+        except Exception:  # a torn or foreign file: never the runner's end
+            self.drop(entry)
             return None
 
     def _fit(self) -> None:
         """Least recently used entries go until the ones in memory fit the cap."""
         while self.used > self.cap:
             oldest = min((e for e in self.entries if e.data is not None), key=lambda e: e.used)
-            self._drop(oldest)
+            self.drop(oldest)
 
-    def _drop(self, entry: Entry) -> None:
-        self.entries.remove(entry)
+    def drop(self, entry: Entry) -> None:
+        if entry in self.entries:
+            self.entries.remove(entry)
         if entry.path is not None:
             entry.path.unlink(missing_ok=True)
 
@@ -100,6 +101,8 @@ class PromptCache:
 
     def _scan(self, directory: Path) -> None:
         try:
+            for stale in directory.glob("*.tmp-*"):  # a write cut short by the runner's end
+                stale.unlink(missing_ok=True)
             files = sorted(directory.glob("*.kv"), key=lambda p: p.stat().st_mtime, reverse=True)
         except OSError:
             return
@@ -108,7 +111,7 @@ class PromptCache:
             try:
                 tokens, _ = _read(path, with_data=False)
                 size = path.stat().st_size
-            except (OSError, ValueError):
+            except Exception:
                 path.unlink(missing_ok=True)  # a torn or foreign file: nothing can use it
                 continue
             if total + size > self.cap:
@@ -153,7 +156,7 @@ def _read(path: Path, *, with_data: bool) -> tuple[list[int], bytes | None]:
         if n > 1 << 28:
             raise ValueError("bad header")
         head = json.loads(f.read(n))
-        tokens = head.get("tokens")
+        tokens = head.get("tokens") if isinstance(head, dict) else None
         if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
             raise ValueError("bad header")
         return tokens, (f.read() if with_data else None)

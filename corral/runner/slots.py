@@ -182,9 +182,12 @@ def plan_batch(active: list[Request], budget: int) -> list[tuple[Request, list[i
             budget -= 1
     # drafts take what room generation left, before any prefill: speculation pays most when few streams run
     # (at 8 busy slots a step is already wide, and drafts then only use what the batch has spare)
+    # but never all of it while a prompt waits to be evaluated: half the room stays for prefill then
+    waiting = sum(len(r.pending) for r in active if r.next_token is None and r.pending)
+    reserve = min(waiting, budget // 2)
     for i, (r, tokens, _) in enumerate(plan):
-        limit = min(r.draft_max, budget, r.draft_room)
-        r.draft = [] if not r.draft_max or budget <= 0 else (
+        limit = min(r.draft_max, budget - reserve, r.draft_room)
+        r.draft = [] if not r.draft_max or limit <= 0 else (
             r.proposal[:limit] if r.proposal is not None else propose(r, limit))
         r.proposal = None
         if r.draft:

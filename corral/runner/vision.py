@@ -59,8 +59,9 @@ _log_cb: Any = None
 
 
 class Vision:
-    def __init__(self, projector: str, model: Any, n_threads: int) -> None:
+    def __init__(self, projector: str, model: Any, n_threads: int, bos: int = -1) -> None:
         global _log_cb
+        self.bos = bos
         if _log_cb is None and not os.environ.get("CORRAL_LLAMA_VERBOSE"):
             @ll.llama_log_callback
             def quiet(level: int, text: bytes, _user: Any) -> None:
@@ -105,6 +106,8 @@ class Vision:
                 if not bitmap:
                     raise ImageError(f"image {n}: mtmd could not take it")
                 made.append(bitmap)
+                # some projectors cut one image into several chunks (tiles): the id says whose a chunk is
+                mt.mtmd_bitmap_set_id(bitmap, str(i).encode())
                 bitmaps[i] = bitmap
             raw = text.encode()
             inp = mt.mtmd_input_text(text=raw, text_len=len(raw), add_special=True, parse_special=True)
@@ -117,18 +120,31 @@ class Vision:
             for bitmap in made:
                 mt.mtmd_bitmap_free(bitmap)
         out = MediaPrompt([], chunks=chunks)
-        image = 0
-        for i in range(mt.mtmd_input_chunks_size(chunks)):
-            chunk = mt.mtmd_input_chunks_get(chunks, i)
-            if mt.mtmd_input_chunk_get_type(chunk) == mt.MTMD_INPUT_CHUNK_TYPE_TEXT:
-                size = ctypes.c_size_t(0)
-                ptr = mt.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(size))
-                out.tokens.extend(ptr[:size.value] if size.value and ptr else [])
-            else:
-                out.spans[len(out.tokens)] = chunk
-                out.tokens.extend([image_token(blobs[order[image]])] * mt.mtmd_input_chunk_get_n_tokens(chunk))
-                image += 1
+        try:
+            for i in range(mt.mtmd_input_chunks_size(chunks)):
+                chunk = mt.mtmd_input_chunks_get(chunks, i)
+                if mt.mtmd_input_chunk_get_type(chunk) == mt.MTMD_INPUT_CHUNK_TYPE_TEXT:
+                    size = ctypes.c_size_t(0)
+                    ptr = mt.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(size))
+                    out.tokens.extend(ptr[:size.value] if size.value and ptr else [])
+                elif mt.mtmd_input_chunk_get_type(chunk) == mt.MTMD_INPUT_CHUNK_TYPE_IMAGE:
+                    which = int((mt.mtmd_input_chunk_get_id(chunk) or b"0").decode())
+                    out.spans[len(out.tokens)] = chunk
+                    out.tokens.extend([image_token(blobs[order[which]])] * self.n_tokens(chunk))
+                else:
+                    raise ImageError("this projector's input is not an image")
+        except Exception:
+            self.release(out)
+            raise
+        if len(out.tokens) >= 2 and out.tokens[0] == out.tokens[1] == self.bos:
+            # a template that writes the BOS itself plus mtmd adding one gives two (as Engine.tokenize drops)
+            out.tokens = out.tokens[1:]
+            out.spans = {at - 1: chunk for at, chunk in out.spans.items()}
         return out
+
+    @staticmethod
+    def n_tokens(chunk: Any) -> int:
+        return int(mt.mtmd_input_chunk_get_n_tokens(chunk))
 
     def evaluate(self, lctx: Any, chunk: Any, n_past: int, seq: int, n_batch: int) -> int:
         """Encode one image and decode its embeddings into a sequence's cache at ``n_past``; the new n_past."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,7 @@ class ServerState:
             adapters=tuple(str(p) for p in model.adapters),
             embedding=embedding,
             **self._attention(embedding),
-            **self._prompt_cache(model, embedding, num_ctx),
+            **self._prompt_cache(model, embedding, num_ctx, 1 if embedding else min(num_parallel, MAX_PARALLEL)),
             **self._draft(model, load, embedding),
             projector=str(model.projectors[-1]) if model.projectors and not embedding else "",
         )
@@ -103,17 +104,20 @@ class ServerState:
             raise BadRequest(f"draft_num_predict must be between 0 and {MAX_DRAFT}")
         return {"draft_path": str(draft), "draft_num_predict": n} if n else {}
 
-    def _prompt_cache(self, model: LocalModel, embedding: bool, num_ctx: int) -> dict[str, Any]:
-        """CORRAL_PROMPT_CACHE_MB / _DIR. A saved state fits only the same weights, adapters, cache type and
-        context, so each such combination has a folder of its own under the directory."""
+    def _prompt_cache(self, model: LocalModel, embedding: bool, num_ctx: int, num_parallel: int) -> dict[str, Any]:
+        """CORRAL_PROMPT_CACHE_MB / _DIR. A saved state fits only the same weights, adapters, projector, cache
+        type, context and cache layout (llama.cpp refuses a state of another stream count), so each such
+        combination has a folder of its own under the directory."""
         settings = self.settings
         if embedding or not settings.prompt_cache_mb:
             return {}
         out: dict[str, Any] = {"prompt_cache_mb": settings.prompt_cache_mb}
         if settings.prompt_cache_dir is not None:
             attention = self._attention(embedding)
-            key = "|".join([str(model.model_path), *(str(p) for p in model.adapters), str(num_ctx),
-                            attention["kv_type"], str(attention["flash_attn"])])
+            key = "|".join([str(model.model_path), *(str(p) for p in model.adapters),
+                            *(str(p) for p in model.projectors), str(num_ctx), str(num_parallel),
+                            os.environ.get("CORRAL_KV_UNIFIED", ""), attention["kv_type"],
+                            str(attention["flash_attn"])])
             out["prompt_cache_dir"] = str(settings.prompt_cache_dir / hashlib.sha256(key.encode()).hexdigest()[:24])
         return out
 
