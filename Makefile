@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.corral-installed
 
-.PHONY: setup demo test lint typecheck bench clean
+.PHONY: setup demo test lint typecheck bench bench-spec clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/run.py
+
+# speculative decoding and caching against llama-server (issue 20): its own block in bench/RESULTS.md
+bench-spec: setup
+	$(BIN)/python bench/run.py --suite spec
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info

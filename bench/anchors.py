@@ -1,8 +1,9 @@
 """The anchors: llama.cpp's own tools built from the source that corral's engine was compiled from.
 
 ``build_anchors`` unpacks the pinned llama-cpp-python sdist, configures ``vendor/llama.cpp`` with CMake
-(Release, ``-j2``) and builds ``llama-server``, ``llama-bench`` and ``llama-batched-bench`` into
-``<repo>/.cache/llama.cpp-build/``; a second call finds the binaries and returns at once.
+(Release, ``-j2``) and builds ``llama-server``, ``llama-bench`` and ``llama-batched-bench`` (the spec suite:
+``llama-server`` and ``llama-quantize``) into ``<repo>/.cache/llama.cpp-build/``; a second call finds the
+binaries and returns at once.
 
 ``Server`` starts one HTTP server process (corral, llama-server or llama-cpp-python's server), waits for it
 to answer, and stops it; every one runs on the same GGUF file with the same threads, slots and context.
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ BUILD_ROOT = CACHE / "llama.cpp-build"
 LLAMA_CPP_PYTHON = "llama-cpp-python==0.3.36"
 SDIST_NAME = "llama_cpp_python-0.3.36"
 TOOLS = ("llama-server", "llama-bench", "llama-batched-bench")
+SPEC_TOOLS = ("llama-server", "llama-quantize")  # the spec suite's: the server, and F16 made from the Q4_1 file
 
 
 @dataclass
@@ -75,14 +77,14 @@ def vendored_commit(src: Path) -> str:
     return m.group(1) if m else "unknown"
 
 
-def build_anchors(jobs: int = 2) -> Anchors:
+def build_anchors(jobs: int = 2, tools: Sequence[str] = TOOLS) -> Anchors:
     src = _source()
     commit = vendored_commit(src)
     build = BUILD_ROOT / "build"
     bin_dir = build / "bin"
-    if all((bin_dir / t).exists() for t in TOOLS):
+    if all((bin_dir / t).exists() for t in tools):
         return Anchors(bin_dir, commit)
-    _log(f"building {', '.join(TOOLS)} from llama.cpp@{commit} (Release, -j{jobs}); this takes a while once")
+    _log(f"building {', '.join(tools)} from llama.cpp@{commit} (Release, -j{jobs}); this takes a while once")
     configure = [
         "cmake", "-S", str(src / "vendor" / "llama.cpp"), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
         "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF", "-DLLAMA_BUILD_UI=OFF",
@@ -92,7 +94,7 @@ def build_anchors(jobs: int = 2) -> Anchors:
         configure += ["-G", "Ninja"]
     subprocess.run(configure, check=True, stdout=subprocess.DEVNULL)
     subprocess.run(["cmake", "--build", str(build), "--config", "Release", "-j", str(jobs),
-                    "--target", *TOOLS], check=True, stdout=subprocess.DEVNULL)
+                    "--target", *tools], check=True, stdout=subprocess.DEVNULL)
     return Anchors(bin_dir, commit)
 
 
@@ -158,25 +160,28 @@ class Server:
         self.stop()
 
 
-def corral_server(store_root: Path, *, threads: int, slots: int, log_dir: Path) -> Server:
-    """corral serve on a temporary store; the bundled import is off (the store is already populated)."""
+def corral_server(store_root: Path, *, threads: int, slots: int, log_dir: Path,
+                  env: Mapping[str, str] | None = None, tag: str = "") -> Server:
+    """corral serve on a temporary store; the bundled import is off (the store is already populated).
+    ``env`` adds server settings (the spec suite's cache type, prompt cache); ``tag`` names the log."""
     port = free_port()
-    env = {
+    full_env = {
         "OLLAMA_HOST": f"127.0.0.1:{port}", "OLLAMA_MODELS": str(store_root), "OLLAMA_NUM_PARALLEL": str(slots),
-        "OLLAMA_KEEP_ALIVE": "30m", "CORRAL_NO_BUNDLED": "1",
+        "OLLAMA_KEEP_ALIVE": "30m", "CORRAL_NO_BUNDLED": "1", **(env or {}),
     }
-    return Server("corral", [sys.executable, "-m", "corral", "serve"], port, "/api/version", env,
-                  log_dir / "corral.log")
+    return Server("corral", [sys.executable, "-m", "corral", "serve"], port, "/api/version", full_env,
+                  log_dir / (f"corral-{tag}.log" if tag else "corral.log"))
 
 
 def llama_server(anchors: Anchors, model: Path, *, threads: int, slots: int, ctx_per_slot: int,
-                 log_dir: Path, tag: str) -> Server:
+                 log_dir: Path, tag: str, cache_ram: int = 0, extra: Sequence[str] = ()) -> Server:
+    """``extra`` arguments go last (the spec suite's draft model, speculation type, cache type)."""
     port = free_port()
     argv = [str(anchors.tool("llama-server")), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
             "-t", str(threads), "-tb", str(threads), "-np", str(slots), "-c", str(ctx_per_slot * slots),
             # one KV cache per slot (llama-server's default with an explicit -np), as corral's runners have
             "-b", "512", "-ub", "512", "--no-repack",
-            "--no-webui", "-ngl", "0", "--no-warmup", "--cache-ram", "0"]
+            "--no-webui", "-ngl", "0", "--no-warmup", "--cache-ram", str(cache_ram), *extra]
     return Server("llama-server", argv, port, "/health", {}, log_dir / f"llama-server-{tag}.log")
 
 

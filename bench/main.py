@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench import anchors as anc
 from bench import quiet, report, workloads
@@ -133,12 +134,44 @@ def run_round(res: Results, cfg: workloads.Config, anchors: anc.Anchors, sy: Sys
         ("prefix reuse", functools.partial(workloads.prefix, res, model, corral, server, cfg)),
         ("endpoints", functools.partial(workloads.endpoints, res, model, corral, server, cfg)),
     ]
+    run_steps(res, steps, model, rnd, cfg.rounds, clock)
+
+
+def run_steps(res: Results, steps: Sequence[tuple[str, Callable[[], None]]], name: str, rnd: int, rounds: int,
+              clock: Timer) -> None:
+    """One round's steps in order; a step that fails is noted and the round goes on."""
     for label, step in steps:
-        log(f"{clock} {model}: round {rnd + 1}/{cfg.rounds}: {label}")
+        log(f"{clock} {name}: round {rnd + 1}/{rounds}: {label}")
         try:
             step()
         except Exception as exc:
-            res.note(f"{model}, round {rnd + 1}, {label}: failed: {type(exc).__name__}: {exc}")
+            res.note(f"{name}, round {rnd + 1}, {label}: failed: {type(exc).__name__}: {exc}")
+
+
+def interleave(res: Results, name: str, rounds: int, one_round: Callable[[Results, int], None], *,
+               max_foreign_share: float, max_redo: int, quiet_wait: float = 300.0) -> None:
+    """``rounds`` rounds, each after waiting (up to ``quiet_wait`` seconds) for a quiet machine; a round that
+    other processes disturbed (more than ``max_foreign_share`` of the machine) is discarded and run again, up
+    to ``max_redo`` times."""
+    rnd = redone = 0
+    while rnd < rounds:
+        waited = quiet.wait_for_quiet(max_wait=quiet_wait)
+        if waited > 5:
+            log(f"waited {waited:.0f} s for other processes to quieten down")
+        round_res = Results()
+        watch = quiet.CpuWatch()
+        one_round(round_res, rnd)
+        cpu_s, share = watch.foreign()
+        if share > max_foreign_share and redone < max_redo:
+            redone += 1
+            res.note(f"{name}, round {rnd + 1}: other processes used {cpu_s:.0f} CPU-seconds "
+                     f"({100 * share:.0f}% of the machine); round discarded and run again")
+            continue
+        if share > max_foreign_share:
+            res.note(f"{name}, round {rnd + 1}: other processes used {100 * share:.0f}% of the machine; "
+                     "kept (no redo left)")
+        res.merge(round_res)
+        rnd += 1
 
 
 def bench_model(res: Results, cfg: workloads.Config, anchors: anc.Anchors, store_root: Path,
@@ -163,25 +196,8 @@ def bench_model(res: Results, cfg: workloads.Config, anchors: anc.Anchors, store
         corral.decode("Hello there", 8)
         corral.first_token_chat("Hello", 2)
         sy.server.decode("Hello there", 8)
-        rnd = redone = 0
-        while rnd < cfg.rounds:
-            waited = quiet.wait_for_quiet()
-            if waited > 5:
-                log(f"waited {waited:.0f} s for other processes to quieten down")
-            round_res = Results()
-            watch = quiet.CpuWatch()
-            run_round(round_res, cfg, anchors, sy, rnd, clock)
-            cpu_s, share = watch.foreign()
-            if share > cfg.max_foreign_share and redone < cfg.max_redo:
-                redone += 1
-                res.note(f"{model}, round {rnd + 1}: other processes used {cpu_s:.0f} CPU-seconds "
-                         f"({100 * share:.0f}% of the machine); round discarded and run again")
-                continue
-            if share > cfg.max_foreign_share:
-                res.note(f"{model}, round {rnd + 1}: other processes used {100 * share:.0f}% of the machine; "
-                         "kept (no redo left)")
-            res.merge(round_res)
-            rnd += 1
+        interleave(res, model, cfg.rounds, lambda r, rnd: run_round(r, cfg, anchors, sy, rnd, clock),
+                   max_foreign_share=cfg.max_foreign_share, max_redo=cfg.max_redo)
         assert corral_srv.proc is not None and srv.proc is not None
         for pid in workloads.children(corral_srv.proc.pid):
             if str(model_path) in workloads.cmdline(pid):
@@ -210,19 +226,42 @@ def _add_rss(res: Results, model: str, system: str, rss: dict[str, float]) -> No
     res.add(model, "rss_model_file", system, rss["RssFile"])
 
 
-def render(res: Results, cfg: workloads.Config, models: Sequence[str]) -> str:
-    rows = report.rows(cfg.decode_lengths, cfg.concurrency)
-    meta = res.meta
-    parts = [
+def begin_meta(res: Results, anchors: anc.Anchors, make_target: str) -> None:
+    """What the header line says about the run, known at its start (``make_target``: the command if run by
+    make)."""
+    res.meta.update(date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), machine=machine(),
+                    corral_commit=corral_commit(), llama_cpp_commit=anchors.commit,
+                    command=" ".join([f"make {make_target}"] if os.environ.get("MAKELEVEL") else
+                                     [".venv/bin/python", "bench/run.py", *map(shlex.quote, sys.argv[1:])]),
+                    load_before=" ".join(f"{x:.2f}" for x in os.getloadavg()))
+
+
+def end_meta(res: Results, clock: Timer, watch: quiet.CpuWatch) -> None:
+    res.meta["wall_s"] = time.monotonic() - clock.t0
+    res.meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    others, share = watch.foreign()
+    res.meta["others_cpu"] = f"{others:.0f} CPU-seconds ({100 * share:.0f}% of the machine)"
+
+
+def header(meta: dict[str, Any], llama_cpp_note: str) -> list[str]:
+    """The run's first lines: machine, load, commits (``llama_cpp_note``: how the anchors ran), command."""
+    return [
         f"Run {meta['date']} on {meta['machine']['cpu']} ({meta['machine']['cores']} cores, kernel "
         f"{meta['machine']['kernel']}); load average before / after: {meta['load_before']} / {meta['load_after']}; "
         f"processes outside the benchmark used about {meta['others_cpu']} during the run.",
         "",
         f"- corral commit: `{meta['corral_commit']}`",
-        f"- llama.cpp commit: `{meta['llama_cpp_commit']}` (vendored in llama-cpp-python 0.3.36; anchors built "
-        "Release from it; extra buffer types off everywhere: `--no-repack`, llama-bench `--repack 0`, "
-        "llama-cpp-python through `bench/lcp_shim.py`)",
+        f"- llama.cpp commit: `{meta['llama_cpp_commit']}` ({llama_cpp_note})",
         f"- command: `{meta['command']}` ({meta['wall_s']:.0f} s)",
+    ]
+
+
+def render(res: Results, cfg: workloads.Config, models: Sequence[str]) -> str:
+    rows = report.rows(cfg.decode_lengths, cfg.concurrency)
+    meta = res.meta
+    parts = [
+        *header(meta, "vendored in llama-cpp-python 0.3.36; anchors built Release from it; extra buffer types off "
+                "everywhere: `--no-repack`, llama-bench `--repack 0`, llama-cpp-python through `bench/lcp_shim.py`"),
         f"- settings: {cfg.threads} threads, {cfg.slots} slots, {cfg.ctx_per_slot} context tokens per slot "
         f"(llama-server `-c {cfg.ctx_per_slot * cfg.slots} -np {cfg.slots} -b 512 -ub 512 --cache-ram 0`), "
         "temperature 0, "
@@ -252,7 +291,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md and the chart alone")
     p.add_argument("--report-only", action="store_true",
                    help="no measuring: render the tables again from bench/out/results.json")
+    p.add_argument("--suite", choices=("default", "spec"), default="default",
+                   help="spec: speculative decoding and caching against llama-server (bench/spec_main.py)")
+    p.add_argument("--quick", action="store_true",
+                   help="spec suite: a smoke run with few tokens and short prompts (implies nothing about --rounds)")
     args = p.parse_args(argv)
+    if args.suite == "spec":
+        from bench import spec_main
+
+        return spec_main.main(args)
     cfg = workloads.Config(rounds=args.rounds)
     if args.report_only:
         res = Results.load(OUT / "results.json")
@@ -270,11 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     anchors = anc.build_anchors()
     res = Results()
-    res.meta.update(date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), machine=machine(),
-                    corral_commit=corral_commit(), llama_cpp_commit=anchors.commit,
-                    command=" ".join(["make bench"] if os.environ.get("MAKELEVEL") else
-                                     [".venv/bin/python", "bench/run.py", *map(shlex.quote, sys.argv[1:])]),
-                    load_before=" ".join(f"{x:.2f}" for x in os.getloadavg()))
+    begin_meta(res, anchors, "bench")
 
     from corral.store.testing import make_temp_store
 
@@ -293,10 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for model in args.models:
                 res.add(model, "rss_server_after", "corral", after)
 
-    res.meta["wall_s"] = time.monotonic() - clock.t0
-    res.meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    others, share = watch.foreign()
-    res.meta["others_cpu"] = f"{others:.0f} CPU-seconds ({100 * share:.0f}% of the machine)"
+    end_meta(res, clock, watch)
     res.dump(OUT / "results.json")
     text = render(res, cfg, args.models)
     print(text)

@@ -42,3 +42,39 @@ def filler(n_words: int, seed: int) -> str:
         sentences.append(" ".join(words).capitalize() + ".")
         count += k
     return " ".join(sentences)
+
+
+_FUNCTION = '''def summarize_orders(orders, tax_rate, discount_codes):
+    """Total the orders of each customer, with tax and discounts, and list the largest ones."""
+    totals = {}
+    counts = {}
+    for order in orders:
+        customer = order["customer"]
+        subtotal = 0.0
+        for item in order["items"]:
+            price = item["price"] * item["quantity"]
+            if item.get("taxable", True):
+                price = price * (1.0 + tax_rate)
+            subtotal += price
+        code = order.get("discount_code")
+        if code in discount_codes:
+            subtotal = subtotal * (1.0 - discount_codes[code])
+        totals[customer] = totals.get(customer, 0.0) + subtotal
+        counts[customer] = counts.get(customer, 0) + 1
+    report = []
+    for customer, total in totals.items():
+        average = total / counts[customer]
+        report.append({"customer": customer, "total": round(total, 2), "orders": counts[customer],
+                       "average": round(average, 2)})
+    report.sort(key=lambda row: row["total"], reverse=True)
+    largest = [row for row in report if row["total"] >= 1000.0]
+    return {"report": report, "largest": largest, "customers": len(report)}
+'''
+
+
+def copy_task() -> str:
+    """A raw prompt whose continuation is mostly a copy of its own text: a Python function, then the same
+    function with its parameter ``tax_rate`` renamed, the first line already written."""
+    renamed = _FUNCTION.split("\n", 1)[0].replace("tax_rate", "vat_rate")
+    return ("# Rename the parameter `tax_rate` to `vat_rate` everywhere in this function; change nothing else.\n\n"
+            f"# Before:\n{_FUNCTION}\n\n# After:\n{renamed}\n")

@@ -180,13 +180,16 @@ def chart(res: Results, models: Sequence[str], concurrency: Sequence[int], path:
     plt.close(fig)
 
 
-def write_results_md(path: Path, section: str) -> None:
-    """Replace the generated section of RESULTS.md, keeping the hand-written text around it."""
-    block = f"{BEGIN}\n{section.strip()}\n{END}"
+def write_results_md(path: Path, section: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the generated section of RESULTS.md between ``begin`` and ``end``, keeping the hand-written
+    text around it (a file without the markers gets the section at its end)."""
+    block = f"{begin}\n{section.strip()}\n{end}"
     if path.exists():
         text = path.read_text(encoding="utf-8")
-        if BEGIN in text and END in text:
-            text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _m: block, text, flags=re.S)
-            path.write_text(text, encoding="utf-8")
-            return
+        if begin in text and end in text:
+            text = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _m: block, text, flags=re.S)
+        else:
+            text = text.rstrip("\n") + f"\n\n{block}\n"
+        path.write_text(text, encoding="utf-8")
+        return
     path.write_text(f"# corral benchmarks\n\n{block}\n", encoding="utf-8")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -20,6 +21,8 @@ TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 class Decode:
     tokens: int
     rate: float  # tokens per second of generation, as the server itself reports it (client-side if none)
+    drafted: int | None = None  # speculative decoding: tokens guessed (None: the server reported no counts)
+    accepted: int | None = None  # of those, the ones the model kept
 
 
 @dataclass
@@ -48,6 +51,17 @@ class Target(Protocol):
     def first_token(self, prompt: str, n: int) -> FirstToken: ...
 
 
+def _decode(tokens: int, rate: float, drafted: Any, accepted: Any) -> Decode:
+    if drafted is None:
+        return Decode(tokens, rate)
+    return Decode(tokens, rate, int(drafted), int(accepted or 0))
+
+
+def _messages(prompt: str, system: str | None) -> list[dict[str, str]]:
+    head = [{"role": "system", "content": system}] if system is not None else []
+    return [*head, {"role": "user", "content": prompt}]
+
+
 def _post(client: httpx.Client, url: str, body: dict[str, Any]) -> dict[str, Any]:
     r = client.post(url, json=body)
     r.raise_for_status()
@@ -60,24 +74,27 @@ class Corral:
 
     name = "corral"
 
-    def __init__(self, base: str, model: str, *, threads: int, ctx_per_slot: int) -> None:
+    def __init__(self, base: str, model: str, *, threads: int, ctx_per_slot: int,
+                 load: Mapping[str, Any] | None = None) -> None:
         self.base = base
         self.model = model
-        self.load_options = {"num_ctx": ctx_per_slot, "num_thread": threads}
+        self.load_options: dict[str, Any] = {"num_ctx": ctx_per_slot, "num_thread": threads, **(load or {})}
 
-    def options(self, n: int) -> dict[str, Any]:
-        return {**self.load_options, "temperature": 0, "seed": 0, "num_predict": n}
+    def options(self, n: int, **extra: Any) -> dict[str, Any]:
+        return {**self.load_options, "temperature": 0, "seed": 0, "num_predict": n, **extra}
 
     def generate(self, client: httpx.Client, prompt: str, n: int, **extra: Any) -> dict[str, Any]:
         body = {"model": self.model, "prompt": prompt, "raw": True, "stream": False, "options": self.options(n),
                 **extra}
         return _post(client, self.base + "/api/generate", body)
 
-    def decode(self, prompt: str, n: int) -> Decode:
+    def decode(self, prompt: str, n: int, **options: Any) -> Decode:
+        """``options`` go with the request's (``ngram_draft``, ...); a final chunk that reports speculation
+        (``draft_tokens`` / ``draft_accepted``) fills ``drafted`` / ``accepted``."""
         with httpx.Client(timeout=TIMEOUT) as client:
-            out = self.generate(client, prompt, n)
+            out = self.generate(client, prompt, n, options=self.options(n, **options))
         count = int(out["eval_count"])
-        return Decode(count, count / (out["eval_duration"] / 1e9))
+        return _decode(count, count / (out["eval_duration"] / 1e9), out.get("draft_tokens"), out.get("draft_accepted"))
 
     def complete(self, client: httpx.Client, prompt: str, n: int) -> int:
         return int(self.generate(client, prompt, n)["eval_count"])
@@ -101,8 +118,8 @@ class Corral:
         body = {"model": self.model, "prompt": prompt, "raw": True, "stream": True, "options": self.options(n)}
         return self._first_token("/api/generate", body)
 
-    def first_token_chat(self, prompt: str, n: int) -> FirstToken:
-        body = {"model": self.model, "messages": [{"role": "user", "content": prompt}], "stream": True,
+    def first_token_chat(self, prompt: str, n: int, system: str | None = None) -> FirstToken:
+        body = {"model": self.model, "messages": _messages(prompt, system), "stream": True,
                 "options": self.options(n)}
         return self._first_token("/api/chat", body)
 
@@ -167,7 +184,8 @@ class LlamaServer:
         with httpx.Client(timeout=TIMEOUT) as client:
             out = _post(client, self.base + "/completion", self.body(prompt, n))
         t = out["timings"]
-        return Decode(int(t["predicted_n"]), float(t["predicted_per_second"]))
+        return _decode(int(t["predicted_n"]), float(t["predicted_per_second"]), t.get("draft_n"),
+                       t.get("draft_n_accepted"))
 
     def complete(self, client: httpx.Client, prompt: str, n: int) -> int:
         return int(_post(client, self.base + "/completion", self.body(prompt, n))["timings"]["predicted_n"])
@@ -187,6 +205,28 @@ class LlamaServer:
                     final = json.loads(line[6:])
         t = final["timings"]
         return FirstToken(ttfb, float(t["prompt_ms"]) / 1e3, int(t["prompt_n"]))
+
+    def first_token_chat(self, prompt: str, n: int, system: str | None = None) -> FirstToken:
+        """Through ``/v1/chat/completions`` (SSE): the first chunk with text, and the last chunk's timings.
+        ``prompt_tokens`` counts what was evaluated (``prompt_n``), plus what came from the cache (``cache_n``)."""
+        body = {"messages": _messages(prompt, system), "max_tokens": n, "temperature": 0, "seed": 0,
+                "stream": True, "cache_prompt": True}
+        ttfb = 0.0
+        timings: dict[str, Any] = {}
+        with httpx.Client(timeout=TIMEOUT) as client:
+            t0 = time.perf_counter()
+            with client.stream("POST", self.base + "/v1/chat/completions", json=body) as r:
+                r.raise_for_status()
+                for line in r.iter_lines():
+                    if not line.startswith("data: {"):
+                        continue
+                    chunk = json.loads(line[6:])
+                    delta = (chunk.get("choices") or [{}])[0].get("delta") or {}
+                    if not ttfb and (delta.get("content") or delta.get("reasoning_content")):
+                        ttfb = time.perf_counter() - t0
+                    timings = chunk.get("timings") or timings
+        return FirstToken(ttfb, float(timings["prompt_ms"]) / 1e3,
+                          int(timings["prompt_n"]) + int(timings.get("cache_n") or 0))
 
     def chat_turns(self, system: str, first: str, second: str, n: int) -> Turns:
         messages: list[dict[str, str]] = [{"role": "system", "content": system}, {"role": "user", "content": first}]
