@@ -13,6 +13,7 @@ and ``progress.Spinner`` in ollama/cmd).
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 from collections.abc import Iterable
@@ -143,6 +144,9 @@ class Spinner:
             self._thread.start()
 
     def _run(self) -> None:
+        # Ctrl+C must interrupt the main thread's read of the answer: a SIGINT the kernel hands to this thread
+        # only sets Python's flag, and a stalled answer then keeps the main thread blocked in recv()
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         frame = 0
         while not self._stopped.wait(_TICK):
             with self._lock:
