@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import os
 import struct
+import subprocess
+import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,7 +67,8 @@ def srv(files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> I
         client = ollama.Client(host=server.url)
         # a projector GGUF among the files is recognised by its own keys, as Ollama does
         client.create(MODEL, files={"model.gguf": client.create_blob(files[0]),
-                                    "mmproj.gguf": client.create_blob(files[1])})
+                                    "mmproj.gguf": client.create_blob(files[1])},
+                      parameters={"temperature": 0, "num_predict": 8})  # greedy by default: the CLI too
         yield server
     finally:
         server.stop()
@@ -128,6 +132,20 @@ def test_every_client_gets_the_same_answer(srv: CorralServer, tmp_path: Path) ->
     assert len(set(answers.values())) == 1, answers
     without = oc.chat(MODEL, messages=[ask], options=GREEDY).message.content
     assert without not in answers.values()
+
+
+def test_corral_run_attaches_a_path_in_the_prompt(srv: CorralServer, tmp_path: Path) -> None:
+    path = tmp_path / "red.png"
+    path.write_bytes(RED)
+    env = {**os.environ, "OLLAMA_HOST": srv.host, "NO_PROXY": "127.0.0.1,localhost"}
+    done = subprocess.run([sys.executable, "-m", "corral", "run", MODEL, f"Describe {path}"], env=env,
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"Added image '{path}'".encode() in done.stderr
+    # the path left the prompt and the file went as an image: the answer of the API for that prompt and image
+    api = generate(srv, [b64(RED)], prompt="Describe")
+    assert done.stdout.decode("utf-8", "replace").strip() == api["response"].strip()
+    assert api["response"] != generate(srv, [], prompt="Describe")["response"]
 
 
 def png_header(width: int, height: int) -> bytes:
