@@ -7,7 +7,9 @@ the engine.  Every error is printed as ``Error: …`` and exits 1, as cobra.Chec
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Callable
 
 from corral.cli.cobra import (
@@ -203,7 +205,18 @@ def _execute(argv: list[str]) -> int:
     if problem:
         raise UsageError(problem)
     ns = _namespace(cmd.name, parsed.values, parsed.changed, parsed.args)
+    if cmd.name == "run":
+        _interruptible()
     return int(HANDLERS[cmd.name](ns) or 0)
+
+
+def _interruptible() -> None:
+    """Ctrl+C stops a reply even when the parent started this process with SIGINT ignored or blocked (a
+    background job of a script, some test and CI harnesses): Python then installs no handler of its own, and
+    ^C did nothing. Ollama's CLI asks for the signal explicitly (Go's signal.Notify) and so does this."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def main(argv: list[str] | None = None) -> int:
