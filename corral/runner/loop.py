@@ -17,7 +17,8 @@ from typing import Any
 
 from corral.runner import protocol
 from corral.runner.draft import Drafter
-from corral.runner.engine import EMBED_SEQS, Engine, Sampling
+from corral.runner.embed import embed
+from corral.runner.engine import Engine, Sampling
 from corral.runner.promptcache import MIN_TOKENS, PromptCache
 from corral.runner.slots import MIN_REUSE, Request, Slot, common_prefix, compaction, pick_slot, plan_batch
 from corral.runner.vision import ImageError, Vision
@@ -35,10 +36,6 @@ FIRST_TEXT_PAUSE = 0.002
 # A request waits for another's prefill of a prefix they share when that saves it at least this many tokens
 # of its own prefill (then copies the prefix): below that, evaluating it alongside costs less than the wait.
 DEFER_MIN = 64
-
-
-class InputTooLong(Exception):
-    """An embedding input longer than the context, with truncation off."""
 
 
 class Runner:
@@ -388,41 +385,6 @@ class Runner:
                 self._finish(slot, "canceled")
                 return
 
-    def _embed(self, msg: dict[str, Any]) -> None:
-        """Embed every input of one request, as many inputs per decode as the batch holds."""
-        eng = self.engine
-        try:
-            limit = eng.n_ctx_slot
-            inputs: list[list[int]] = []
-            for text in msg["inputs"]:
-                tokens = eng.tokenize(text) or [eng.bos]
-                if len(tokens) > limit:
-                    if not msg.get("truncate", True):
-                        raise InputTooLong()
-                    tokens = tokens[:limit]
-                inputs.append(tokens)
-            vectors: list[list[float]] = []
-            pack: list[list[int]] = []
-            used = 0
-            for tokens in inputs:
-                if pack and (used + len(tokens) > eng.n_batch or len(pack) == EMBED_SEQS):
-                    vectors += eng.embed_pass(pack)
-                    self.decode_calls += 1
-                    pack, used = [], 0
-                pack.append(tokens)
-                used += len(tokens)
-            if pack:
-                vectors += eng.embed_pass(pack)
-                self.decode_calls += 1
-        except InputTooLong:
-            self.send({"kind": "error", "id": msg["id"], "error": "input too long", "code": "input_too_long"})
-            return
-        except Exception as exc:
-            self.send({"kind": "error", "id": msg["id"], "error": str(exc)})
-            return
-        self.send({"kind": "result", "id": msg["id"], "embeddings": vectors,
-                   "counts": [len(t) for t in inputs]})
-
     # --- the loop -----------------------------------------------------------------------------------
 
     def _drain(self, block: bool) -> None:
@@ -439,7 +401,9 @@ class Runner:
             elif kind == "cancel":
                 self._cancel(msg["id"])
             elif kind == "embed":
-                self._embed(msg)
+                reply, decodes = embed(self.engine, msg)
+                self.decode_calls += decodes
+                self.send(reply)
             elif kind == "exit":
                 self._save_and_exit(float(msg["deadline"]))
             try:
