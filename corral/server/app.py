@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from corral.api.errors import APIError
 from corral.config import Settings
+from corral.scheduler.backend import Backend
 from corral.scheduler.handle import RunnerError
 from corral.scheduler.scheduler import Scheduler
 from corral.server import anthropic, ollama, openai
@@ -36,10 +38,28 @@ log = logging.getLogger("corral.server")
 
 def build_state(settings: Settings) -> ServerState:
     store = Store(settings.models)
+    backend: Backend | None = None
+    if settings.cluster:
+        from corral.scheduler.raybackend import RayBackend  # Ray is imported here and nowhere else
+
+        headers = {}
+        if settings.auth_enabled:  # the nodes fetch blobs with a key of their own, valid while this server runs
+            token = secrets.token_urlsafe(32)
+            settings.api_keys.append(token)
+            headers["Authorization"] = f"Bearer {token}"
+        backend = RayBackend(settings.cluster, settings.advertise_url or _own_url(settings), headers)
     scheduler = Scheduler(max_loaded=settings.max_loaded_models, max_queue=settings.max_queue,
                           default_keep_alive=settings.keep_alive, load_timeout=settings.load_timeout,
-                          max_memory=settings.max_memory)
+                          max_memory=settings.max_memory, backend=backend)
     return ServerState(settings=settings, store=store, scheduler=scheduler, started=time.time())
+
+
+def _own_url(settings: Settings) -> str:
+    """How cluster nodes reach this server: its address, or this machine's name where it listens on all."""
+    host = settings.host
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.gethostname()
+    return f"http://[{host}]:{settings.port}" if ":" in host else f"http://{host}:{settings.port}"
 
 
 def _startup(state: ServerState) -> None:
@@ -134,6 +154,7 @@ def create_app(settings: Settings | None = None, *, state: ServerState | None = 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         _startup(state)
+        await state.scheduler.backend.start()
         app.state.corral = state
         try:
             yield

@@ -52,7 +52,8 @@ class ServerState:
             except (OSError, GGUFError):
                 pass  # the load will say what is wrong with it
         return ModelRef(name=model.short_name, digest=model.digest, details=model.details(),
-                        estimate_bytes=estimate + (spec.prompt_cache_mb << 20))
+                        estimate_bytes=estimate + (spec.prompt_cache_mb << 20),
+                        replicas=self.settings.replicas_for(model.short_name))
 
     def runner_spec(self, model: LocalModel, load: dict[str, Any], *, embedding: bool = False) -> RunnerSpec:
         """The runner a request needs: weights plus load options (a change of any of these reloads)."""

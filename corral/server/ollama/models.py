@@ -90,7 +90,8 @@ async def show(request: Request) -> Response:
 
 async def ps(request: Request) -> Response:
     state = state_of(request)
-    rows: dict[tuple[str, str], ProcessModelResponse] = {}
+    rows: dict[tuple[str, str, str], ProcessModelResponse] = {}
+    clustered = state.scheduler.backend.clustered
     for entry in state.scheduler.ps():
         expires = entry.expires_at if math.isfinite(entry.expires_at) else time.time() + FOREVER_SECONDS
         if entry.refs and math.isfinite(entry.keep_alive):
@@ -99,8 +100,9 @@ async def ps(request: Request) -> Response:
         row = ProcessModelResponse(
             name=entry.model.name, model=entry.model.name, size=entry.size, digest=entry.model.digest,
             details=ModelDetails(**entry.model.details), expires_at=expires_at, size_vram=0,
-            context_length=entry.spec.num_ctx)
-        key = (entry.model.name, entry.model.digest)
+            context_length=entry.spec.num_ctx, node=entry.node.label if clustered else None)
+        # on a cluster, a row per node: replicas of one model are runners on different nodes
+        key = (entry.model.name, entry.model.digest, entry.node.id if clustered else "")
         other = rows.get(key)
         if other is None:
             rows[key] = row

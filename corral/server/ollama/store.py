@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from corral.api import errors
@@ -63,6 +64,18 @@ async def head_blob(request: Request) -> Response:
     if not state_of(request).store.blobs.exists(digest):
         raise errors.NotFound(f"blob {go_quote(str(request.path_params['digest']))} not found")
     return Response(status_code=200)
+
+
+async def get_blob(request: Request) -> Response:
+    """A blob's bytes, for the nodes of a cluster (corral; Ollama has no such route). The node checks the
+    digest of what arrives, so a blob damaged on disk is refused there, not here."""
+    state = state_of(request)
+    if not state.scheduler.backend.clustered:
+        raise HTTPException(405)
+    digest = _digest_param(request)
+    if not state.store.blobs.exists(digest):
+        raise errors.NotFound(f"blob {go_quote(str(request.path_params['digest']))} not found")
+    return FileResponse(state.store.blobs.path(digest), media_type="application/octet-stream")
 
 
 async def post_blob(request: Request) -> Response:
@@ -277,6 +290,7 @@ async def delete(request: Request) -> Response:
 def routes() -> list[Route]:
     return [
         Route("/api/blobs/{digest}", head_blob, methods=["HEAD"]),
+        Route("/api/blobs/{digest}", get_blob, methods=["GET"]),
         Route("/api/blobs/{digest}", post_blob, methods=["POST"]),
         Route("/api/create", create, methods=["POST"]),
         Route("/api/copy", copy, methods=["POST"]),
