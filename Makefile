@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.corral-installed
 
-.PHONY: setup demo test lint typecheck bench bench-spec clean
+.PHONY: setup demo test lint typecheck bench bench-spec bench-ray clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ bench: setup
 # speculative decoding and caching against llama-server (issue 20): its own block in bench/RESULTS.md
 bench-spec: setup
 	$(BIN)/python bench/run.py --suite spec
+
+# runners on a Ray cluster (issue 22): 8 streams over two Ray nodes against one local runner (also run by `bench`)
+bench-ray: setup
+	$(BIN)/python bench/run.py --suite ray
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info

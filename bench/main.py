@@ -291,8 +291,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md and the chart alone")
     p.add_argument("--report-only", action="store_true",
                    help="no measuring: render the tables again from bench/out/results.json")
-    p.add_argument("--suite", choices=("default", "spec"), default="default",
-                   help="spec: speculative decoding and caching against llama-server (bench/spec_main.py)")
+    p.add_argument("--suite", choices=("default", "spec", "ray"), default="default",
+                   help="spec: speculative decoding and caching against llama-server (bench/spec_main.py); "
+                        "ray: 8 streams over two Ray nodes against one local runner (bench/ray_main.py), "
+                        "which the default suite also runs last")
     p.add_argument("--quick", action="store_true",
                    help="spec suite: a smoke run with few tokens and short prompts (implies nothing about --rounds)")
     args = p.parse_args(argv)
@@ -300,6 +302,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench import spec_main
 
         return spec_main.main(args)
+    if args.suite == "ray":
+        from bench import ray_main
+
+        return ray_main.main(args)
     cfg = workloads.Config(rounds=args.rounds)
     if args.report_only:
         res = Results.load(OUT / "results.json")
@@ -344,4 +350,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         report.write_results_md(BENCH / "RESULTS.md", text)
         report.chart(res, args.models, cfg.concurrency, BENCH / "throughput.png")
     log(f"done in {clock}")
+    if not args.models or MODELS[0] in args.models:
+        from bench import ray_main
+
+        log("the Ray row")
+        ray_main.main(args)
     return 0

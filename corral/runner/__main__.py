@@ -1,8 +1,7 @@
 """Entry point of a runner process: ``python -m corral.runner --fd N --model PATH [options]``.
 
 The server passes one end of a socket pair as file descriptor N. The runner loads the model, says ``ready``
-and serves until that socket closes. A Ray actor (:mod:`corral.runner.rayactor`) parses the same arguments
-and loads through :func:`load`, so both kinds of runner are the same engine and loop.
+and serves until that socket closes.
 """
 
 from __future__ import annotations
@@ -12,14 +11,13 @@ import dataclasses
 import socket
 import sys
 from pathlib import Path
-from typing import Any
 
 from corral.runner import protocol
 
 
-def parser() -> argparse.ArgumentParser:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="corral-runner")
-    p.add_argument("--fd", type=int, default=-1)
+    p.add_argument("--fd", type=int, required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--ctx-size", type=int, default=4096)
     p.add_argument("--parallel", type=int, default=1)
@@ -35,13 +33,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--projector", default="", help="a vision projector (mmproj) for images")
     p.add_argument("--draft-max", type=int, default=4, help="tokens it guesses a step (draft_num_predict)")
     p.add_argument("--prompt-cache-dir", default="")
-    return p
+    args = p.parse_args(argv)
+    sock = socket.socket(fileno=args.fd)
 
-
-def load(args: argparse.Namespace) -> dict[str, Any]:
-    """The engine and its companions, as :func:`corral.runner.loop.serve` takes them (keyword arguments
-    besides ``sock``). Raises what loading raised."""
     from corral.runner.engine import Engine, LoadOptions
+    from corral.runner.loop import serve
     from corral.runner.promptcache import PromptCache
 
     opts = LoadOptions(model_path=args.model, n_ctx=args.ctx_size, n_parallel=args.parallel,
@@ -49,33 +45,23 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
                        lora=args.lora, embedding=args.embedding, kv_type=args.kv_type,
                        flash_attn={"on": 1, "off": 0, "auto": -1}[args.flash_attn])
     drafter = vision = None
-    engine = Engine(opts)
-    if args.projector and not args.embedding:
-        from corral.runner.vision import Vision
-
-        vision = Vision(args.projector, engine.model, engine.n_threads, engine.bos)
-    if args.draft and args.draft_max > 0:
-        from corral.runner.draft import Drafter
-
-        drafter = Drafter(Engine(dataclasses.replace(opts, model_path=args.draft, lora=[])), engine)
-    cache = None
-    if args.prompt_cache_mb > 0 and not args.embedding:
-        cache = PromptCache(args.prompt_cache_mb << 20, Path(args.prompt_cache_dir) if args.prompt_cache_dir else None)
-    return {"engine": engine, "cache": cache, "drafter": drafter, "draft_max": args.draft_max, "vision": vision}
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    sock = socket.socket(fileno=args.fd)
-
-    from corral.runner.loop import serve
-
     try:
-        parts = load(args)
+        engine = Engine(opts)
+        if args.projector and not args.embedding:
+            from corral.runner.vision import Vision
+
+            vision = Vision(args.projector, engine.model, engine.n_threads, engine.bos)
+        if args.draft and args.draft_max > 0:
+            from corral.runner.draft import Drafter
+
+            drafter = Drafter(Engine(dataclasses.replace(opts, model_path=args.draft, lora=[])), engine)
     except Exception as exc:
         sock.sendall(protocol.encode({"kind": "error", "id": "", "error": str(exc)}))
         return 1
-    return serve(sock=sock, **parts)
+    cache = None
+    if args.prompt_cache_mb > 0 and not args.embedding:
+        cache = PromptCache(args.prompt_cache_mb << 20, Path(args.prompt_cache_dir) if args.prompt_cache_dir else None)
+    return serve(engine, sock, cache, drafter, args.draft_max, vision)
 
 
 if __name__ == "__main__":

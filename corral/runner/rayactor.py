@@ -1,12 +1,11 @@
 """The runner as a Ray actor, and the agent that prepares a node for runners.
 
-:class:`RunnerActor` loads the same engine as ``python -m corral.runner`` (same arguments, same
-:func:`corral.runner.__main__.load`) and runs the same batching loop on a thread of the actor's process, over
-a socket pair inside that process: the loop cannot tell a Ray actor from a subprocess. The actor's methods
-are the server's end of that channel. A generating request comes back through a Ray streaming generator,
-a few messages (at most ``BATCH_SECONDS`` of them) per yielded object, since each object costs Ray a
-fraction of a millisecond however small; a generator the server cancels (its client left) cancels the
-request in the loop, which then frees the slot.
+:class:`RunnerActor` starts the same runner as on one machine, ``python -m corral.runner`` with the same
+arguments, as its own child over a socket pair: the engine and batching loop cannot tell a Ray actor from the
+server. The actor's methods are the server's end of that channel. A generating request comes back through a
+Ray streaming generator, a few messages (at most ``BATCH_SECONDS`` of them) per yielded object, since each
+object costs Ray a fraction of a millisecond however small; a generator the server cancels (its client left)
+cancels the request in the loop, which then frees the slot.
 
 :class:`NodeAgent` is one small actor per node: what the node has (free memory, the blobs in its folder),
 and blobs fetched from the server that it lacks, digest-checked (:mod:`corral.runner.blobfetch`).
@@ -19,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
-import threading
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -34,32 +35,31 @@ TERMINAL = ("done", "error")
 
 class RunnerActor:
     def __init__(self, argv: list[str]) -> None:
-        from corral.runner.__main__ import load, parser
-        from corral.runner.loop import serve
-
-        self.error = ""
         self._queues: dict[str, asyncio.Queue[dict[str, Any]]] = {}
         self._writer: asyncio.StreamWriter | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = asyncio.Event()
+        # The runner is a process of its own, as on one machine: a crash in llama.cpp ends it, not this Ray
+        # worker, which then reports how it ended; and its loop has the process (and the GIL) to itself. It
+        # exits when its channel closes: on stop(), or when this process dies with its node.
         self._sock, child = socket.socketpair()
         try:
-            parts = load(parser().parse_args(argv))
-        except Exception as exc:  # reported by ready(): an actor whose constructor raises only says it died
-            self.error = str(exc)
+            self._proc = subprocess.Popen([sys.executable, "-m", "corral.runner", "--fd", str(child.fileno()), *argv],
+                                          pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL)
+        finally:
             child.close()
-            return
-        threading.Thread(target=serve, kwargs={"sock": child, **parts}, name="runner-loop", daemon=True).start()
 
     async def ready(self) -> dict[str, Any]:
-        """The loop's ``ready`` message (or the load's error), with this actor's pid; starts routing."""
-        if self.error:
-            return {"kind": "error", "error": self.error}
+        """The runner's ``ready`` message (or its load error), with its pid; starts routing."""
         reader, self._writer = await asyncio.open_connection(sock=self._sock, limit=protocol.MAX_FRAME)
-        first = await _read(reader)
+        try:
+            first = await _read(reader)
+        except (asyncio.IncompleteReadError, protocol.ChannelClosed, OSError):
+            code = await asyncio.to_thread(self._proc.wait)
+            return {"kind": "error", "error": f"llama runner process has terminated: {_describe_exit(code)}"}
         task = asyncio.get_running_loop().create_task(self._route(reader))
         self._tasks.add(task)
-        return {**first, "pid": os.getpid()}
+        return first
 
     async def _route(self, reader: asyncio.StreamReader) -> None:
         try:
@@ -145,15 +145,26 @@ class RunnerActor:
             self._queues.pop(rid, None)
 
     async def watch(self) -> str:
-        """Returns when the loop's channel has closed; the server keeps one call of this pending to learn,
-        through Ray's error, that the actor or its node died."""
+        """Returns, with how the runner process ended, when its channel has closed; the server keeps one
+        call of this pending, and learns through Ray's error that the actor or its node died."""
         await self._closed.wait()
-        return "the runner's loop ended"
+        code = await asyncio.to_thread(self._proc.wait)
+        return _describe_exit(code)
 
     async def stop(self) -> None:
         """Close the channel: the loop writes its prompt cache if it has a folder, then ends the process."""
         if self._writer is not None:
             self._writer.close()
+        await asyncio.to_thread(self._proc.wait)
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"signal: {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal: {-code}"
+    return f"exit status {code}"
 
 
 async def _read(reader: asyncio.StreamReader) -> dict[str, Any]:

@@ -92,8 +92,10 @@ class RayBackend:
             resources = n.get("Resources", {})
             free = int(info["mem_available"]) + used.get(n["NodeID"], 0)
             capacity = min(int(resources.get("memory", free)), free)
+            # this server's own node reads the store: what its folder holds does not matter
+            blobs = frozenset() if n["NodeID"] == self.home else frozenset(info["blobs"])
             return Node(n["NodeID"], address=n.get("NodeManagerAddress", ""), capacity=capacity,
-                        cpus=float(resources.get("CPU", 0)), blobs=frozenset(info["blobs"]))
+                        cpus=float(resources.get("CPU", 0)), blobs=blobs)
 
         described = await asyncio.gather(*(describe(n) for n in alive))
         # this server's own node last: among equals the scheduler takes the first, and the head node also

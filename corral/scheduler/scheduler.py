@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from corral.scheduler.backend import Backend, LocalBackend, Node
@@ -338,13 +339,15 @@ class Scheduler:
         self._notify()
 
     async def _place(self, size: int, spec: RunnerSpec, *, replica: bool = False) -> Node | None:
-        """The node with the most memory left among those where a runner of ``size`` fits now (Ollama's
-        rules, per node: at most ``max_loaded`` runners, their estimates within the node's memory), or None.
-        A replica goes only to a node without a runner of its spec."""
+        """Among the nodes where a runner of ``size`` fits now (Ollama's rules, per node: at most
+        ``max_loaded`` runners, their estimates within the node's memory), one that holds the weights already
+        (nothing to fetch), then the one with the most memory left; None if none fits. A replica goes only to
+        a node without a runner of its spec."""
         used: Counter[str] = Counter()
         for e in self.loaded.values():
             used[e.node.id] += e.size
-        best: tuple[int, Node] | None = None
+        weights = "sha256:" + Path(spec.model_path).name.removeprefix("sha256-")
+        best: tuple[tuple[bool, int], Node] | None = None
         for node in await self.backend.nodes(dict(used)):
             there = [e for e in self.loaded.values() if e.node.id == node.id]
             if len(there) + 1 > self.max_loaded or (replica and any(e.spec == spec for e in there)):
@@ -355,8 +358,9 @@ class Scheduler:
             # on one machine, one model always gets its chance, as Ollama tries a load even when tight
             if left < 0 and (self.backend.clustered or self.loaded):
                 continue
-            if best is None or left > best[0]:
-                best = (left, node)
+            rank = (weights in node.blobs, left)
+            if best is None or rank > best[0]:
+                best = (rank, node)
         return best[1] if best else None
 
     async def _make_room(self, size: int, spec: RunnerSpec) -> Node:
