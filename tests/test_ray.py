@@ -36,17 +36,20 @@ GREEDY = {"temperature": 0, "seed": 7, "num_predict": 12, "num_thread": 1}
 SERVER_PORT = 11434  # inside the namespace: nothing else listens there
 
 
-def _ray_installed() -> bool:
+def _cluster_tools() -> str:
+    """What a cluster test lacks here ("" when nothing); under CI a lack fails instead of skipping."""
     import importlib.util
 
-    if importlib.util.find_spec("ray") is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("Ray is not installed (make setup installs corral[ray])")
-        return False
-    return shutil.which("nsenter") is not None and shutil.which("unshare") is not None
+    missing = [] if importlib.util.find_spec("ray") is not None else ["Ray (make setup installs corral[ray])"]
+    missing += [tool for tool in ("unshare", "nsenter", "ip") if shutil.which(tool) is None]
+    if missing and os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"missing for the Ray cluster tests: {', '.join(missing)}", pytrace=False)
+    return ", ".join(missing)
 
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not _ray_installed(), reason="needs Ray and util-linux")]
+MISSING = _cluster_tools()
+pytestmark = pytest.mark.slow
+needs_cluster = pytest.mark.skipif(bool(MISSING), reason=f"missing: {MISSING}")
 
 
 class ClusterServer:
@@ -149,6 +152,7 @@ def _raylet_of(cluster: RayCluster, node_label: str) -> int:
     raise AssertionError(f"no raylet for node {node_label}")
 
 
+@needs_cluster
 def test_corrupted_blob_is_refused_then_a_good_one_is_fetched_and_served(cserver: ClusterServer, cluster: RayCluster,
                                                                           store_dir: Path) -> None:
     from corral.store.models import Store
@@ -182,6 +186,7 @@ def test_corrupted_blob_is_refused_then_a_good_one_is_fetched_and_served(cserver
     cserver.unload_all()
 
 
+@needs_cluster
 def test_both_models_on_different_nodes_answer_as_a_local_runner(cserver: ClusterServer, server: CorralServer,
                                                                  cluster: RayCluster) -> None:
     remote = ollama.Client(host=cserver.url, timeout=300)
@@ -205,9 +210,15 @@ def test_both_models_on_different_nodes_answer_as_a_local_runner(cserver: Cluste
             assert "sha256-" + hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name
     stream = remote.chat(model=CHAT, messages=messages, options=GREEDY, stream=True)
     assert "".join(part.message.content for part in stream) == want.message.content
+    # an embedding runner is one more runner: the head node has room for it
+    got_e = remote.embed(model=CHAT, input=["a red apple", "the sea"], options={"num_thread": 1}).embeddings
+    want_e = local.embed(model=CHAT, input=["a red apple", "the sea"], options={"num_thread": 1}).embeddings
+    for g, w in zip(got_e, want_e, strict=True):
+        assert len(g) == len(w) and max(abs(a - b) for a, b in zip(g, w, strict=True)) < 1e-4
     cserver.unload_all()
 
 
+@needs_cluster
 def test_busy_model_gets_a_replica_on_another_node(cserver: ClusterServer) -> None:
     """CORRAL_REPLICAS asks for two runners of the chat model: while the first is busy, a second loads on
     another node, and /api/ps shows both."""
@@ -228,6 +239,7 @@ def test_busy_model_gets_a_replica_on_another_node(cserver: ClusterServer) -> No
     cserver.unload_all()
 
 
+@needs_cluster
 def test_node_death_mid_stream_ends_that_stream_only(cserver: ClusterServer, cluster: RayCluster,
                                                      server: CorralServer) -> None:
     client = ollama.Client(host=cserver.url, timeout=300)

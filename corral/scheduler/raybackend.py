@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import re
 from collections.abc import AsyncGenerator
 from pathlib import Path
@@ -66,6 +67,9 @@ class RayBackend:
         self._agents: dict[str, Any] = {}
 
     async def start(self) -> None:
+        # Ray's C++ core otherwise installs a crash handler for SIGTERM too, which prints a stack dump over
+        # uvicorn's graceful shutdown
+        os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
         await asyncio.to_thread(ray.init, address=self.address, namespace="corral", log_to_driver=False,
                                 logging_level=logging.WARNING, configure_logging=False)
         self.home = ray.get_runtime_context().get_node_id()
