@@ -240,6 +240,22 @@ def test_busy_model_gets_a_replica_on_another_node(cserver: ClusterServer) -> No
 
 
 @needs_cluster
+def test_client_that_leaves_cancels_its_request_on_the_node(cserver: ClusterServer, cluster: RayCluster) -> None:
+    body = {"model": CHAT, "prompt": "Write a long story.", "format": {"type": "string", "minLength": 2000},
+            "options": {"temperature": 0, "num_predict": 1500, "num_thread": 1}}
+    with httpx.stream("POST", cserver.url + "/api/generate", json=body, timeout=300) as r:
+        lines = r.iter_lines()
+        for _ in range(3):
+            assert '"done":false' in next(lines)
+    # the server cancels the Ray generator, the actor cancels the request in the runner's loop, which ends it
+    logs = cluster.temp / "session_latest" / "logs"
+    wait_until(lambda: any("canceled by its client: canceled" in p.read_text(errors="replace")
+                           for p in logs.glob("worker-*.err")), timeout=60, interval=0.5,
+               what="the runner's report of the cancel in the actor's log")
+    cserver.unload_all()
+
+
+@needs_cluster
 def test_node_death_mid_stream_ends_that_stream_only(cserver: ClusterServer, cluster: RayCluster,
                                                      server: CorralServer) -> None:
     client = ollama.Client(host=cserver.url, timeout=300)

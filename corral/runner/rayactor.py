@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.runner import protocol
+from corral.runner.meminfo import mem_available
 
 BATCH_SECONDS = 0.02  # messages of one stream gathered into one yielded object (the first goes alone)
 TERMINAL = ("done", "error")
@@ -137,8 +138,12 @@ class RunnerActor:
         """Wait (briefly) for a cancelled request's last message, so its queue does not outlive it."""
         try:
             async with asyncio.timeout(30):
-                while (await queue.get())["kind"] not in TERMINAL:
+                while (last := await queue.get())["kind"] not in TERMINAL:
                     pass
+            # in the actor's log (the node's worker-*.err), as a local runner's is in the server's
+            print(f"request {rid} canceled by its client: {last.get('done_reason', last['kind'])}, "
+                  f"{last.get('tokens_after_cancel', '?')} token(s) generated after the cancel",
+                  file=sys.stderr, flush=True)
         except TimeoutError:
             pass
         finally:
@@ -177,17 +182,6 @@ def node_blob_folder() -> Path:
     with, else ``~/.cache/corral/blobs``."""
     configured = os.environ.get("CORRAL_NODE_BLOBS", "").strip()
     return Path(configured).expanduser() if configured else Path.home() / ".cache" / "corral" / "blobs"
-
-
-def mem_available() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 1 << 50
 
 
 class NodeAgent:

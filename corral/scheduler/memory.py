@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from corral.runner.meminfo import mem_available
+
 COMPUTE_OVERHEAD = 150 * 2**20  # llama.cpp's compute buffers and the Python process itself, measured ~100-200 MiB
 
 
@@ -43,18 +45,6 @@ def estimate_runner_bytes(weights_bytes: int, kv: dict[str, Any], num_ctx: int, 
     return weights_bytes + kv_cache_bytes(kv, num_ctx * num_parallel, kv_type) + COMPUTE_OVERHEAD
 
 
-def system_available() -> int:
-    """MemAvailable from /proc/meminfo (bytes); a large number where it cannot be read."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 1 << 50
-
-
 def available_memory(cap: int | None, used_by_runners: int) -> int:
     """What the loaded runners plus a new one may use: the cap if set, else what the system offers now.
 
@@ -63,4 +53,4 @@ def available_memory(cap: int | None, used_by_runners: int) -> int:
     """
     if cap is not None:
         return cap
-    return system_available() + used_by_runners
+    return mem_available() + used_by_runners
