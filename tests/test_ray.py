@@ -195,9 +195,10 @@ def test_both_models_on_different_nodes_answer_as_a_local_runner(cserver: Cluste
     got = remote.chat(model=CHAT, messages=messages, options=GREEDY)
     want = local.chat(model=CHAT, messages=messages, options=GREEDY)
     assert got.message.content == want.message.content and got.eval_count == want.eval_count
-    got_g = remote.generate(model=BASE, prompt="The capital of France is", options=GREEDY)
-    want_g = local.generate(model=BASE, prompt="The capital of France is", options=GREEDY)
-    assert got_g.response == want_g.response
+    base_messages = [{"role": "user", "content": "The capital of France is"}]
+    got_g = remote.chat(model=BASE, messages=base_messages, options=GREEDY)
+    want_g = local.chat(model=BASE, messages=base_messages, options=GREEDY)
+    assert got_g.message.content == want_g.message.content and got_g.eval_count == want_g.eval_count
 
     rows = {m["name"]: m for m in cserver.ps()}
     assert set(rows) == {CHAT, BASE}

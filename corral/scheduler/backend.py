@@ -19,12 +19,13 @@ from corral.scheduler.memory import available_memory
 @dataclass(frozen=True)
 class Node:
     """A place for runners. ``capacity``: the bytes its runners may use in all (what runs there now
-    included); ``cpus``: the CPUs runners may claim there, 0 where CPUs are not counted."""
+    included); ``cpus``: the CPUs runners may claim there (a cluster's head node may offer none), None
+    where CPUs are not counted."""
 
     id: str
     address: str = ""
     capacity: int = 0
-    cpus: float = 0.0
+    cpus: float | None = None
     blobs: frozenset[str] = frozenset()  # the digests it holds already (a cluster node's own folder)
 
     @property

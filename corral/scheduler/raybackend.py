@@ -75,7 +75,7 @@ class RayBackend:
         self.home = ray.get_runtime_context().get_node_id()
         nodes = await self.nodes({})
         log.info("joined the Ray cluster at %s: %d node(s): %s", self.address, len(nodes),
-                 ", ".join(f"{n.label} ({n.capacity / 2**30:.1f} GiB, {n.cpus:g} CPU)" for n in nodes))
+                 ", ".join(f"{n.label} ({n.capacity / 2**30:.1f} GiB, {n.cpus or 0:g} CPU)" for n in nodes))
 
     async def nodes(self, used: dict[str, int]) -> list[Node]:
         alive = [n for n in await asyncio.to_thread(ray.nodes) if n.get("Alive")]
@@ -107,7 +107,7 @@ class RayBackend:
         return sorted((n for n in described if n is not None), key=lambda n: n.id == self.home)
 
     def threads(self, spec: RunnerSpec, node: Node) -> int:
-        return spec.num_thread or max(1, int(node.cpus))
+        return spec.num_thread or max(1, int(node.cpus or 0))
 
     def runner(self, spec: RunnerSpec, node: Node, size: int) -> RunnerHandle:
         return RayRunnerHandle(self, spec, node, size)

@@ -352,7 +352,8 @@ class Scheduler:
             there = [e for e in self.loaded.values() if e.node.id == node.id]
             if len(there) + 1 > self.max_loaded or (replica and any(e.spec == spec for e in there)):
                 continue
-            if node.cpus and sum(e.cpus for e in there) + self.backend.threads(spec, node) > node.cpus:
+            claimed = sum(e.cpus for e in there) + self.backend.threads(spec, node)
+            if node.cpus is not None and claimed > node.cpus:
                 continue
             left = node.capacity - used[node.id] - size
             # on one machine, one model always gets its chance, as Ollama tries a load even when tight
