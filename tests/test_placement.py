@@ -35,6 +35,9 @@ class Nodes:
         self.started.append(node.id)
         return RunnerHandle(spec)
 
+    def connect(self) -> None:
+        pass
+
     async def start(self) -> None:
         pass
 

@@ -58,7 +58,7 @@ class ClusterServer:
     def __init__(self, cluster: RayCluster, models: Path, env: dict[str, str]) -> None:
         self.cluster = cluster
         self.log_path = cluster.temp / "server.log"
-        self.proc = cluster.popen([sys.executable, "-m", "corral", "serve", "--cluster", cluster.address],
+        self.proc = cluster.popen([sys.executable, "-m", "corral", "serve", "--cluster", f"ray://{cluster.address}"],
                                   {"OLLAMA_HOST": f"127.0.0.1:{SERVER_PORT}", "OLLAMA_MODELS": str(models),
                                    "CORRAL_NO_BUNDLED": "1", "CORRAL_FAKE_RUNNER": "0", **env}, self.log_path)
         self.relay = Relay(cluster.netns, SERVER_PORT)
@@ -341,3 +341,17 @@ def test_cluster_without_ray_names_the_extra(how: str) -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 1
     assert "pip install 'corral[ray]'" in out.stderr
+
+
+@pytest.mark.skipif("Ray" in MISSING, reason="needs Ray")
+def test_cluster_address_where_nothing_answers_is_a_clear_error(tmp_path: Path) -> None:
+    from tests.servers import free_port
+
+    port = free_port()  # nothing listens there
+    env = {**os.environ, "OLLAMA_HOST": f"127.0.0.1:{free_port()}", "OLLAMA_MODELS": str(tmp_path),
+           "CORRAL_NO_BUNDLED": "1", "RAY_AUTH_MODE": "disabled"}
+    out = subprocess.run([sys.executable, "-m", "corral", "serve", "--cluster", f"ray://127.0.0.1:{port}"],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 1
+    assert f"cannot join the Ray cluster at ray://127.0.0.1:{port}" in out.stderr
+    assert "Traceback" not in out.stderr

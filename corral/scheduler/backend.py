@@ -50,6 +50,10 @@ class Backend(Protocol):
         """A handle, not yet started, for a runner of ``spec`` on ``node`` (``size``: its estimate)."""
         ...
 
+    def connect(self) -> None:
+        """Blocking set-up before the server starts (joining a cluster); raises when that fails."""
+        ...
+
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -74,6 +78,9 @@ class LocalBackend:
 
     def runner(self, spec: RunnerSpec, node: Node, size: int) -> RunnerHandle:
         return RunnerHandle(spec)
+
+    def connect(self) -> None:
+        pass
 
     async def start(self) -> None:
         pass

@@ -25,6 +25,7 @@ import dataclasses
 import logging
 import os
 import re
+import socket
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
@@ -60,19 +61,36 @@ class RayBackend:
     clustered = True
 
     def __init__(self, address: str, server_url: str, headers: dict[str, str] | None = None) -> None:
-        self.address = address
+        # ray://HOST:PORT names the cluster as the issue and users write it; corral joins it as a driver on
+        # this node through the GCS at HOST:PORT (what `ray start --head` prints), not through Ray Client,
+        # which needs grpcio (ray[client]) and a server the head does not start by default
+        self.address = address.removeprefix("ray://")
         self.server_url = server_url
         self.headers = headers or {}
         self.home = ""  # the node this server runs on: it reads the store directly
         self._agents: dict[str, Any] = {}
 
-    async def start(self) -> None:
+    def connect(self) -> None:
+        """Join the cluster (blocking; raises what ray.init raises)."""
+        if ray.is_initialized():
+            return
+        host, _, port = self.address.rpartition(":")
+        if host and port.isdigit():
+            # ray.init retries an address where nothing answers for ever; say so at once instead
+            try:
+                socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+            except OSError as exc:
+                raise ConnectionError(f"nothing answers at {self.address} ({exc.strerror or exc}); start the "
+                                      "head node with `ray start --head --port PORT` and give its address") from None
         # Ray's C++ core otherwise installs a crash handler for SIGTERM too, which prints a stack dump over
         # uvicorn's graceful shutdown
         os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
-        await asyncio.to_thread(ray.init, address=self.address, namespace="corral", log_to_driver=False,
-                                logging_level=logging.WARNING, configure_logging=False)
+        ray.init(address=self.address, namespace="corral", log_to_driver=False, logging_level=logging.WARNING,
+                 configure_logging=False)
         self.home = ray.get_runtime_context().get_node_id()
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.connect)
         nodes = await self.nodes({})
         log.info("joined the Ray cluster at %s: %d node(s): %s", self.address, len(nodes),
                  ", ".join(f"{n.label} ({n.capacity / 2**30:.1f} GiB, {n.cpus or 0:g} CPU)" for n in nodes))

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import secrets
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -183,7 +184,13 @@ def serve(settings: Settings, sock: socket.socket | None = None) -> None:
     import uvicorn
 
     configure_logging(settings)
-    app = create_app(settings)
+    state = build_state(settings)
+    try:
+        state.scheduler.backend.connect()
+    except Exception as exc:
+        print(f"Error: cannot join the Ray cluster at {settings.cluster}: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    app = create_app(settings, state=state)
     from corral.server.conn import GuardedHttpProtocol, raise_descriptor_limit
 
     raise_descriptor_limit()
