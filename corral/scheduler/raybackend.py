@@ -25,7 +25,9 @@ import dataclasses
 import logging
 import os
 import re
+import signal
 import socket
+import threading
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
@@ -85,8 +87,12 @@ class RayBackend:
         # Ray's C++ core otherwise installs a crash handler for SIGTERM too, which prints a stack dump over
         # uvicorn's graceful shutdown
         os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
+        main = threading.current_thread() is threading.main_thread()
+        before = signal.getsignal(signal.SIGTERM) if main else None
         ray.init(address=self.address, namespace="corral", log_to_driver=False, logging_level=logging.WARNING,
                  configure_logging=False)
+        if main:  # Ray's own SIGTERM handler exits with status 15 after uvicorn's graceful shutdown re-raises it
+            signal.signal(signal.SIGTERM, before)
         self.home = ray.get_runtime_context().get_node_id()
 
     async def start(self) -> None:
