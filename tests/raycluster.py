@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.servers import REPO, child_pids, wait_until
+from tests.servers import REPO, child_pids, shut_down, wait_until
 
 RAY = str(Path(sys.executable).parent / "ray")
 GCS_PORT = 6390  # outside Ray's worker port range (10002-19999)
@@ -183,8 +183,4 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
     except OSError:
         pass
     finally:
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        shut_down(src, dst)

@@ -40,7 +40,7 @@ import pytest
 from corral.store.manifest import MEDIA_TYPE_MODEL, MEDIA_TYPE_PARAMS, MEDIA_TYPE_TEMPLATE, ConfigV2, Layer, Manifest
 from corral.store.models import LocalModel, Store
 from tests.conftest import in_ci
-from tests.servers import CorralServer, free_port, wait_until
+from tests.servers import CorralServer, free_port, shut_down, wait_until
 
 SERVICE = "corral-test-registry"
 ISSUER = "corral-test-issuer"
@@ -257,11 +257,7 @@ class FaultProxy:
         except OSError:
             pass
         finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            shut_down(src, dst)
             with self._lock:
                 self._conns.discard(src)
                 self._conns.discard(dst)

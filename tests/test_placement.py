@@ -9,40 +9,27 @@ from collections.abc import Iterator
 
 import pytest
 
-from corral.scheduler.backend import Node
-from corral.scheduler.handle import RunnerHandle, RunnerSpec
+from corral.scheduler.backend import LocalBackend, Node
+from corral.scheduler.handle import RunnerSpec
 from corral.scheduler.scheduler import ModelRef, Scheduler
 
 MB = 2**20
 
 
-class Nodes:
+class Nodes(LocalBackend):
     """A cluster as the scheduler sees one: fixed nodes, runners as local fake subprocesses."""
 
     clustered = True
 
     def __init__(self, *nodes: Node) -> None:
+        super().__init__()
         self.list = list(nodes)
-        self.started: list[str] = []
 
     async def nodes(self, used: dict[str, int]) -> list[Node]:
         return list(self.list)
 
     def threads(self, spec: RunnerSpec, node: Node) -> int:
         return spec.num_thread or max(1, int(node.cpus or 0))
-
-    def runner(self, spec: RunnerSpec, node: Node, size: int) -> RunnerHandle:
-        self.started.append(node.id)
-        return RunnerHandle(spec)
-
-    def connect(self) -> None:
-        pass
-
-    async def start(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +48,7 @@ def spec(name: str, parallel: int = 1) -> RunnerSpec:
 
 def scheduler(backend: Nodes, max_loaded: int = 3) -> Scheduler:
     return Scheduler(max_loaded=max_loaded, max_queue=16, default_keep_alive=300, load_timeout=30,
-                     backend=backend)  # type: ignore[arg-type]
+                     backend=backend)
 
 
 def run(coro):  # type: ignore[no-untyped-def]
