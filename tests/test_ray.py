@@ -118,8 +118,12 @@ def cluster(store_dir: Path) -> Iterator[RayCluster]:
     sizes = [_estimate(store_dir, n) for n in (CHAT, BASE)]
     cap = int(max(sizes) * 1.15)
     assert cap < sum(sizes), "each node must fit one model, not both"
-    c = RayCluster([NodeSpec(1, cap)])
-    c.nodes += [NodeSpec(1, cap, {"CORRAL_NODE_BLOBS": str(c.temp / f"blobs{i}")}) for i in (1, 2)]
+    # Two CPUs a node and one thread a runner: CPUs would allow two runners a node, memory allows one. The
+    # head and the first worker are capped by Ray's `memory` resource, the second by CORRAL_MAX_MEMORY in the
+    # environment of its `ray start` (its Ray memory is ample).
+    c = RayCluster([NodeSpec(2, cap)])
+    c.nodes += [NodeSpec(2, cap, {"CORRAL_NODE_BLOBS": str(c.temp / "blobs1")}),
+                NodeSpec(2, 4 * cap, {"CORRAL_NODE_BLOBS": str(c.temp / "blobs2"), "CORRAL_MAX_MEMORY": str(cap)})]
     try:
         c.start()
         yield c

@@ -194,7 +194,11 @@ class NodeAgent:
         held = []
         if self.folder.is_dir():
             held = sorted(p.name.replace("-", ":", 1) for p in self.folder.glob("sha256-*") if "." not in p.name)
-        return {"mem_available": mem_available(), "blobs": held, "folder": str(self.folder),
+        from corral.config import parse_bytes
+
+        # CORRAL_MAX_MEMORY in the environment `ray start` ran with: this node's cap, as on one machine
+        cap = parse_bytes(os.environ.get("CORRAL_MAX_MEMORY", ""))
+        return {"mem_available": mem_available(), "max_memory": cap, "blobs": held, "folder": str(self.folder),
                 "pid": os.getpid(), "time": time.time()}
 
     def ensure(self, url: str, digests: list[str], headers: dict[str, str]) -> dict[str, str]:

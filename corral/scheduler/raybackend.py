@@ -119,7 +119,7 @@ class RayBackend:
                 return None
             resources = n.get("Resources", {})
             free = int(info["mem_available"]) + used.get(n["NodeID"], 0)
-            capacity = min(int(resources.get("memory", free)), free)
+            capacity = min(int(resources.get("memory", free)), free, info.get("max_memory") or free)
             # this server's own node reads the store: what its folder holds does not matter
             blobs = frozenset() if n["NodeID"] == self.home else frozenset(info["blobs"])
             return Node(n["NodeID"], address=n.get("NodeManagerAddress", ""), capacity=capacity,
