@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -60,31 +59,17 @@ def local_phase(store_root: Path, rates: list[float]) -> None:
 
 
 def ray_phase(store_root: Path, rates: list[float]) -> None:
-    from tests.raycluster import NodeSpec, RayCluster, Relay
+    from tests.raycluster import ClusterServer, NodeSpec, RayCluster
 
     cluster = RayCluster([NodeSpec(0, 2 << 30), NodeSpec(1, 2 << 30), NodeSpec(1, 2 << 30)])
     for i, node in enumerate(cluster.nodes[1:], 1):
         node.env["CORRAL_NODE_BLOBS"] = str(cluster.temp / f"blobs{i}")
     cluster.start()
     server = None
-    relay = None
     try:
-        server = cluster.popen([sys.executable, "-m", "corral", "serve", "--cluster", cluster.address],
-                               {"OLLAMA_HOST": "127.0.0.1:11434", "OLLAMA_MODELS": str(store_root),
-                                "CORRAL_NO_BUNDLED": "1", "OLLAMA_NUM_PARALLEL": str(STREAMS // 2),
-                                "CORRAL_REPLICAS": "2", "OLLAMA_KEEP_ALIVE": "30m"}, bm.OUT / "corral-ray.log")
-        relay = Relay(cluster.netns, 11434)
-        base = f"http://127.0.0.1:{relay.port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(base + "/api/version", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("corral serve --cluster did not answer")
-            time.sleep(0.5)
+        server = ClusterServer(cluster, store_root, {"OLLAMA_NUM_PARALLEL": str(STREAMS // 2), "CORRAL_REPLICAS": "2",
+                                                     "OLLAMA_KEEP_ALIVE": "30m"}, bm.OUT / "corral-ray.log")
+        base = server.url
         # both replicas loaded before measuring: a burst on one busy runner asks for the second
         for _ in range(10):
             burst(base, {"num_thread": 1})
@@ -92,11 +77,8 @@ def ray_phase(store_root: Path, rates: list[float]) -> None:
                 break
         rates += [burst(base, {"num_thread": 1}) for _ in range(SAMPLES)]
     finally:
-        if relay is not None:
-            relay.close()
         if server is not None:
-            server.terminate()
-            server.wait(30)
+            server.stop()
         cluster.stop()
 
 

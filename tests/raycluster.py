@@ -21,11 +21,15 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from tests.servers import REPO, child_pids, shut_down, wait_until
 
 RAY = str(Path(sys.executable).parent / "ray")
 GCS_PORT = 6390  # outside Ray's worker port range (10002-19999)
+SERVER_PORT = 11434  # corral serve's, inside the namespace: nothing else listens there
 CLONE_NEWNET = 0x40000000
 
 # Pinned so that a run behaves the same on every machine: no token files, fast failure detection.
@@ -184,3 +188,48 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
         pass
     finally:
         shut_down(src, dst)
+
+
+class ClusterServer:
+    """`corral serve --cluster` on the head node, reached through a relay."""
+
+    def __init__(self, cluster: RayCluster, models: Path, env: dict[str, str], log_path: Path | None = None,
+                 ) -> None:
+        self.cluster = cluster
+        self.log_path = log_path or cluster.temp / "server.log"
+        self.proc = cluster.popen([sys.executable, "-m", "corral", "serve", "--cluster", f"ray://{cluster.address}"],
+                                  {"OLLAMA_HOST": f"127.0.0.1:{SERVER_PORT}", "OLLAMA_MODELS": str(models),
+                                   "CORRAL_NO_BUNDLED": "1", "CORRAL_FAKE_RUNNER": "0", **env}, self.log_path)
+        self.relay = Relay(cluster.netns, SERVER_PORT)
+        self.url = f"http://127.0.0.1:{self.relay.port}"
+
+        def up() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {self.log()}")
+            try:
+                return httpx.head(self.url + "/", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(up, timeout=120, interval=0.5, what="corral serve --cluster to answer")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:] if self.log_path.exists() else ""
+
+    def ps(self) -> list[dict[str, Any]]:
+        return list(httpx.get(self.url + "/api/ps", timeout=10).json()["models"])
+
+    def unload_all(self) -> None:
+        for m in self.ps():
+            httpx.post(self.url + "/api/generate", json={"model": m["name"], "keep_alive": 0}, timeout=60)
+        wait_until(lambda: not self.ps(), timeout=60, interval=0.5, what="runners to unload")
+
+    def stop(self) -> None:
+        self.relay.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

@@ -5,6 +5,7 @@ real cluster in tests/test_ray.py; these pin down the choices."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Iterator
 
 import pytest
@@ -42,8 +43,13 @@ def model(name: str, size: int, replicas: int = 1) -> ModelRef:
     return ModelRef(name=name, digest=name, details={}, estimate_bytes=size, replicas=replicas)
 
 
+def digest(name: str) -> str:
+    return "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+
+
 def spec(name: str, parallel: int = 1) -> RunnerSpec:
-    return RunnerSpec(model_path=f"/store/blobs/sha256-{name}", num_ctx=64, num_parallel=parallel, num_thread=1)
+    return RunnerSpec(model_path="/store/blobs/" + digest(name).replace(":", "-"), num_ctx=64,
+                      num_parallel=parallel, num_thread=1)
 
 
 def scheduler(backend: Nodes, max_loaded: int = 3) -> Scheduler:
@@ -75,7 +81,7 @@ def test_models_go_where_they_fit_and_never_to_a_node_without_cpus() -> None:
 
 def test_a_node_holding_the_weights_wins_over_more_memory() -> None:
     nodes = Nodes(Node("roomy", capacity=4000 * MB, cpus=2),
-                  Node("holder", capacity=600 * MB, cpus=2, blobs=frozenset({"sha256:m"})))
+                  Node("holder", capacity=600 * MB, cpus=2, blobs=frozenset({digest("m")})))
 
     async def go() -> str:
         s = scheduler(nodes)

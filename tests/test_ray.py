@@ -28,12 +28,11 @@ from corral.server.app import build_state
 from corral.store.create import create_from_gguf
 from corral.store.testing import make_temp_store
 from tests.ggufmaker import write_tiny_llama
-from tests.raycluster import NodeSpec, RayCluster, Relay
+from tests.raycluster import ClusterServer, NodeSpec, RayCluster
 from tests.servers import CorralServer, wait_until
 
 CHAT, BASE = "smollm2:135m", "gemma3:270m"
 GREEDY = {"temperature": 0, "seed": 7, "num_predict": 12, "num_thread": 1}
-SERVER_PORT = 11434  # inside the namespace: nothing else listens there
 
 
 def _cluster_tools() -> str:
@@ -50,50 +49,6 @@ def _cluster_tools() -> str:
 MISSING = _cluster_tools()
 pytestmark = pytest.mark.slow
 needs_cluster = pytest.mark.skipif(bool(MISSING), reason=f"missing: {MISSING}")
-
-
-class ClusterServer:
-    """`corral serve --cluster` on the head node, reached through a relay."""
-
-    def __init__(self, cluster: RayCluster, models: Path, env: dict[str, str]) -> None:
-        self.cluster = cluster
-        self.log_path = cluster.temp / "server.log"
-        self.proc = cluster.popen([sys.executable, "-m", "corral", "serve", "--cluster", f"ray://{cluster.address}"],
-                                  {"OLLAMA_HOST": f"127.0.0.1:{SERVER_PORT}", "OLLAMA_MODELS": str(models),
-                                   "CORRAL_NO_BUNDLED": "1", "CORRAL_FAKE_RUNNER": "0", **env}, self.log_path)
-        self.relay = Relay(cluster.netns, SERVER_PORT)
-        self.url = f"http://127.0.0.1:{self.relay.port}"
-
-        def up() -> bool:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {self.log()}")
-            try:
-                return httpx.head(self.url + "/", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(up, timeout=120, interval=0.5, what="corral serve --cluster to answer")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-6000:] if self.log_path.exists() else ""
-
-    def ps(self) -> list[dict[str, Any]]:
-        return list(httpx.get(self.url + "/api/ps", timeout=10).json()["models"])
-
-    def unload_all(self) -> None:
-        for m in self.ps():
-            httpx.post(self.url + "/api/generate", json={"model": m["name"], "keep_alive": 0}, timeout=60)
-        wait_until(lambda: not self.ps(), timeout=60, interval=0.5, what="runners to unload")
-
-    def stop(self) -> None:
-        self.relay.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -359,3 +314,24 @@ def test_cluster_address_where_nothing_answers_is_a_clear_error(tmp_path: Path) 
     assert out.returncode == 1
     assert f"cannot join the Ray cluster at ray://127.0.0.1:{port}" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.skipif("Ray" in MISSING, reason="needs Ray")
+def test_nodes_fetch_blobs_with_a_key_of_their_own_when_keys_are_on(tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from corral.server.app import create_app
+
+    settings = Settings(models=tmp_path / "models", bundled=False, cluster="127.0.0.1:1", api_keys=["users-key"])
+    state = build_state(settings)  # builds the Ray backend; joining the cluster waits for the lifespan
+    node_headers = state.scheduler.backend.headers  # type: ignore[attr-defined]
+    assert node_headers["Authorization"].startswith("Bearer ") and "users-key" not in node_headers["Authorization"]
+    data = b"weights, or something like them"
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    client = TestClient(create_app(settings, state=state), base_url="http://127.0.0.1:11434")  # no lifespan
+    user = {"Authorization": "Bearer users-key"}
+    assert client.post(f"/api/blobs/{digest}", content=data, headers=user).status_code == 201
+    got = client.get(f"/api/blobs/{digest}", headers=node_headers)
+    assert got.status_code == 200 and got.content == data
+    assert client.get(f"/api/blobs/{digest}").status_code == 401
+    assert client.get("/api/blobs/sha256:" + "0" * 64, headers=node_headers).status_code == 404

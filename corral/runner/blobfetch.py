@@ -28,6 +28,12 @@ def blob_name(digest: str) -> str:
     return digest.replace(":", "-", 1)
 
 
+def digest_of(path: str | Path) -> str | None:
+    """The digest a store's blob file is named by (``…/sha256-<hex>``), None for any other file."""
+    name = Path(path).name
+    return name.replace("-", ":", 1) if DIGEST.fullmatch(name.replace("-", ":", 1)) else None
+
+
 def fetch_blob(url: str, digest: str, folder: Path, headers: dict[str, str] | None = None,
                timeout: float = 60.0) -> Path:
     """The path of ``digest`` in ``folder``, fetched from the server at ``url`` unless already there."""

@@ -22,7 +22,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -198,8 +197,7 @@ class NodeAgent:
 
         # CORRAL_MAX_MEMORY in the environment `ray start` ran with: this node's cap, as on one machine
         cap = parse_bytes(os.environ.get("CORRAL_MAX_MEMORY", ""))
-        return {"mem_available": mem_available(), "max_memory": cap, "blobs": held, "folder": str(self.folder),
-                "pid": os.getpid(), "time": time.time()}
+        return {"mem_available": mem_available(), "max_memory": cap, "blobs": held}
 
     def ensure(self, url: str, digests: list[str], headers: dict[str, str]) -> dict[str, str]:
         """A local path for each digest, fetching from ``url`` (the server) those the folder lacks."""

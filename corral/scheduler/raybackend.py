@@ -24,18 +24,17 @@ import asyncio
 import dataclasses
 import logging
 import os
-import re
 import signal
 import socket
 import threading
 from collections.abc import AsyncGenerator
-from pathlib import Path
 from typing import Any
 
 import ray
 from ray.exceptions import RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from corral.runner.blobfetch import digest_of
 from corral.runner.rayactor import NodeAgent, RunnerActor
 from corral.scheduler.backend import Node
 from corral.scheduler.handle import RunnerError, RunnerHandle, RunnerSpec
@@ -44,7 +43,6 @@ log = logging.getLogger("corral.scheduler")
 
 RemoteRunner = ray.remote(RunnerActor)
 RemoteAgent = ray.remote(NodeAgent)
-BLOB = re.compile(r"sha256-([0-9a-f]{64})")
 AGENT_TIMEOUT = 5.0  # an agent that does not answer this fast is on a node being lost
 
 
@@ -145,10 +143,10 @@ class RayBackend:
         files = [spec.model_path, *spec.adapters, spec.draft_path, spec.projector]
         digests: dict[str, str] = {}
         for f in filter(None, files):
-            m = BLOB.fullmatch(Path(f).name)
-            if m is None:
+            digest = digest_of(f)
+            if digest is None:
                 raise RunnerError(f"{f} is not a blob of the store, so node {node.label} cannot fetch it")
-            digests[f] = f"sha256:{m.group(1)}"
+            digests[f] = digest
         try:
             where = await self._agents[node.id].ensure.remote(self.server_url, sorted(set(digests.values())),
                                                               self.headers)

@@ -22,9 +22,9 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from corral.runner.blobfetch import digest_of
 from corral.scheduler.backend import Backend, LocalBackend, Node
 from corral.scheduler.handle import RunnerError, RunnerHandle, RunnerSpec
 
@@ -76,7 +76,6 @@ class Loaded:
     loaded_at: float = field(default_factory=time.time)
     node: Node = field(default_factory=lambda: Node("local"))
     replica: int = 0  # several runners of one spec (replicas on a cluster) differ by this
-    cpus: int = 0  # what it claims of its node's CPUs (0: not counted)
     _timer: asyncio.TimerHandle | None = None
 
     @property
@@ -315,7 +314,7 @@ class Scheduler:
         self.stats.loads[model.name] += 1
         entry = Loaded(spec=spec, handle=handle, model=model, size=size,
                        keep_alive=self.default_keep_alive if keep_alive is None else keep_alive,
-                       node=node, replica=replica, cpus=self.backend.threads(spec, node))
+                       node=node, replica=replica)
         entry.loaded_at = time.time()
         self.loaded[entry.key] = entry
         watcher = asyncio.get_running_loop().create_task(self._watch(entry))
@@ -346,13 +345,13 @@ class Scheduler:
         used: Counter[str] = Counter()
         for e in self.loaded.values():
             used[e.node.id] += e.size
-        weights = "sha256:" + Path(spec.model_path).name.removeprefix("sha256-")
+        weights = digest_of(spec.model_path)
         best: tuple[tuple[bool, int], Node] | None = None
         for node in await self.backend.nodes(dict(used)):
             there = [e for e in self.loaded.values() if e.node.id == node.id]
             if len(there) + 1 > self.max_loaded or (replica and any(e.spec == spec for e in there)):
                 continue
-            claimed = sum(e.cpus for e in there) + self.backend.threads(spec, node)
+            claimed = sum(self.backend.threads(e.spec, node) for e in there) + self.backend.threads(spec, node)
             if node.cpus is not None and claimed > node.cpus:
                 continue
             left = node.capacity - used[node.id] - size
